@@ -1,0 +1,97 @@
+"""One exception tree for everything a client can be refused, each class with a stable code.
+
+The codes are part of the wire protocol (docs/protocol.md lists them); never rename one.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ParleyError(Exception):
+    """Root of every refusal Parley reports to a caller.
+
+    ``code`` is stable and machine-readable; the message is for humans and may change.
+    ``retryable`` says whether the same request may succeed later unchanged.
+    """
+
+    code: ClassVar[str] = "internal"
+    retryable: ClassVar[bool] = False
+
+
+class NotFound(ParleyError):
+    """The thing does not exist, or the caller may not know that it exists.
+
+    Non-participants get this for conversations that do exist: no existence is leaked.
+    """
+
+    code = "not_found"
+
+
+class Forbidden(ParleyError):
+    """The caller is known and the thing exists, but this action is not theirs to take."""
+
+    code = "forbidden"
+
+
+class OwnProduct(Forbidden):
+    """A seller tried to open a conversation about their own product."""
+
+    code = "own_product"
+
+
+class ProductUnavailable(ParleyError):
+    """The product is sold or deleted, so no new conversation can start about it."""
+
+    code = "product_unavailable"
+
+
+class InvalidArgument(ParleyError):
+    """A parameter is out of range (a negative seq, a zero page size, a bad cursor)."""
+
+    code = "invalid_argument"
+
+
+class InvalidMessage(ParleyError):
+    """A message fails validation; nothing was written. Subclasses say which rule."""
+
+    code = "invalid_message"
+
+
+class UnknownMessageType(InvalidMessage):
+    code = "unknown_message_type"
+
+
+class EmptyContent(InvalidMessage):
+    code = "empty_content"
+
+
+class ContentTooLong(InvalidMessage):
+    code = "content_too_long"
+
+
+class InvalidText(InvalidMessage):
+    """Text Postgres cannot store faithfully: a NUL character or a lone surrogate."""
+
+    code = "invalid_text"
+
+
+class InvalidMetadata(InvalidMessage):
+    code = "invalid_metadata"
+
+
+class MetadataTooLarge(InvalidMessage):
+    code = "metadata_too_large"
+
+
+class ClientMsgIdConflict(ParleyError):
+    """The client_msg_id was already used by this sender for a different message."""
+
+    code = "client_msg_id_conflict"
+
+
+class Unavailable(ParleyError):
+    """The database cannot be reached right now; nothing was committed. Retry later."""
+
+    code = "unavailable"
+    retryable = True

@@ -1,0 +1,101 @@
+"""The records the store returns and the protocol sends: plain, immutable, cheap to encode."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+MessageType = Literal["text", "image", "offer", "system"]
+MESSAGE_TYPES: frozenset[str] = frozenset({"text", "image", "offer", "system"})
+Role = Literal["buyer", "seller"]
+ProductStatus = Literal["active", "sold", "deleted"]
+
+
+class User(msgspec.Struct, frozen=True):
+    id: int
+    display_name: str
+    avatar_url: str | None
+
+
+class Product(msgspec.Struct, frozen=True):
+    id: int
+    seller_id: int
+    title: str
+    price_cents: int | None
+    currency: str
+    image_url: str | None
+    status: ProductStatus
+
+
+class Message(msgspec.Struct, frozen=True):
+    id: int
+    conversation_id: int
+    seq: int
+    sender_id: int | None
+    recipient_id: int | None
+    message_type: MessageType
+    content: str
+    metadata: dict[str, Any]
+    client_msg_id: str
+    is_read: bool
+    read_at: datetime | None
+    created_at: datetime
+
+
+class Conversation(msgspec.Struct, frozen=True):
+    """A conversation as one participant sees it: their role, badge, watermarks and folder."""
+
+    id: int
+    product_id: int
+    buyer_id: int
+    seller_id: int
+    status: Literal["active", "archived"]
+    last_seq: int
+    last_message_text: str | None
+    last_message_type: MessageType | None
+    last_message_sender_id: int | None
+    last_message_at: datetime | None
+    role: Role
+    unread_count: int
+    last_read_seq: int
+    peer_last_read_seq: int
+    cleared_seq: int
+    archived: bool
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    product: Product
+    peer: User
+
+    @property
+    def peer_id(self) -> int:
+        return self.seller_id if self.role == "buyer" else self.buyer_id
+
+
+class InboxPage(msgspec.Struct, frozen=True):
+    conversations: list[Conversation]
+    next_cursor: str | None
+
+
+class SentMessage(msgspec.Struct, frozen=True):
+    message: Message
+    replayed: bool  # True when client_msg_id matched an earlier send: nothing was written
+
+
+class ReadReceipt(msgspec.Struct, frozen=True):
+    conversation_id: int
+    reader_id: int
+    up_to_seq: int  # the reader's watermark after the call
+    read_at: datetime
+    messages_marked: int  # rows whose is_read changed now
+    unread_count: int  # the reader's badge for this conversation afterwards
+    advanced: bool  # False when the watermark was already at or past up_to_seq
+
+
+class CounterDrift(msgspec.Struct, frozen=True):
+    conversation_id: int
+    field: str
+    stored: int
+    actual: int
