@@ -162,6 +162,13 @@ _CONVERSATION_VIEW: Final = """
 """
 
 
+# The get-or-create lookup: one probe of the conversations_one_per_triple unique index.
+FIND_CONVERSATION_QUERY: Final = (
+    _CONVERSATION_VIEW
+    + " WHERE c.product_id = $1 AND c.buyer_id = $2 AND c.seller_id = p.seller_id"
+)
+
+
 async def get_conversation(pool: asyncpg.Pool, conversation_id: int, user_id: int) -> Conversation:
     """The conversation as ``user_id`` sees it.
 
@@ -226,13 +233,35 @@ async def open_conversation(
 async def _find_conversation(
     conn: _Connection, buyer_id: int, product_id: int
 ) -> Conversation | None:
-    row = await conn.fetchrow(
-        _CONVERSATION_VIEW
-        + " WHERE c.product_id = $1 AND c.buyer_id = $2 AND c.seller_id = p.seller_id",
-        product_id,
-        buyer_id,
-    )
+    row = await conn.fetchrow(FIND_CONVERSATION_QUERY, product_id, buyer_id)
     return None if row is None else _conversation_view(row, buyer_id)
+
+
+# Each branch walks its side's inbox index backwards from the cursor and stops at $5 rows.
+INBOX_QUERY: Final = """
+    SELECT page.*,
+           p.seller_id AS p_seller_id, p.title AS p_title, p.price_cents AS p_price_cents,
+           p.currency AS p_currency, p.image_url AS p_image_url, p.status AS p_status,
+           u.id AS u_id, u.display_name AS u_display_name, u.avatar_url AS u_avatar_url
+      FROM ((SELECT * FROM conversations c
+              WHERE c.buyer_id = $1 AND c.archived_by_buyer = $2
+                AND NOT c.deleted_by_buyer AND c.last_message_at IS NOT NULL
+                AND (c.last_message_at, c.id) < ($3, $4)
+              ORDER BY c.last_message_at DESC, c.id DESC
+              LIMIT $5)
+            UNION ALL
+            (SELECT * FROM conversations c
+              WHERE c.seller_id = $1 AND c.archived_by_seller = $2
+                AND NOT c.deleted_by_seller AND c.last_message_at IS NOT NULL
+                AND (c.last_message_at, c.id) < ($3, $4)
+              ORDER BY c.last_message_at DESC, c.id DESC
+              LIMIT $5)) page
+      JOIN products p ON p.id = page.product_id
+      JOIN users u ON u.id = CASE WHEN page.buyer_id = $1 THEN page.seller_id
+                                  ELSE page.buyer_id END
+     ORDER BY page.last_message_at DESC, page.id DESC
+     LIMIT $5
+"""
 
 
 async def inbox(
@@ -251,30 +280,7 @@ async def inbox(
     _check_limit(limit)
     before_at, before_id = _decode_cursor(cursor)
     rows = await pool.fetch(
-        """
-        SELECT page.*,
-               p.seller_id AS p_seller_id, p.title AS p_title, p.price_cents AS p_price_cents,
-               p.currency AS p_currency, p.image_url AS p_image_url, p.status AS p_status,
-               u.id AS u_id, u.display_name AS u_display_name, u.avatar_url AS u_avatar_url
-          FROM ((SELECT * FROM conversations c
-                  WHERE c.buyer_id = $1 AND c.archived_by_buyer = $2
-                    AND NOT c.deleted_by_buyer AND c.last_message_at IS NOT NULL
-                    AND (c.last_message_at, c.id) < ($3, $4)
-                  ORDER BY c.last_message_at DESC, c.id DESC
-                  LIMIT $5)
-                UNION ALL
-                (SELECT * FROM conversations c
-                  WHERE c.seller_id = $1 AND c.archived_by_seller = $2
-                    AND NOT c.deleted_by_seller AND c.last_message_at IS NOT NULL
-                    AND (c.last_message_at, c.id) < ($3, $4)
-                  ORDER BY c.last_message_at DESC, c.id DESC
-                  LIMIT $5)) page
-          JOIN products p ON p.id = page.product_id
-          JOIN users u ON u.id = CASE WHEN page.buyer_id = $1 THEN page.seller_id
-                                      ELSE page.buyer_id END
-         ORDER BY page.last_message_at DESC, page.id DESC
-         LIMIT $5
-        """,
+        INBOX_QUERY,
         user_id,
         archived,
         before_at,
@@ -350,15 +356,19 @@ async def _set_archived(
     return await get_conversation(pool, conversation_id, user_id)
 
 
+# Two index-only scans of the partial unread indexes: only conversations with a badge.
+UNREAD_TOTAL_QUERY: Final = """
+    SELECT (SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
+             WHERE buyer_id = $1 AND buyer_unread_count > 0)
+         + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
+             WHERE seller_id = $1 AND seller_unread_count > 0)
+"""
+
+
 async def unread_total(pool: asyncpg.Pool, user_id: int) -> int:
     """The user's badge: unread messages over all their conversations, both roles."""
     total = await pool.fetchval(
-        """
-        SELECT (SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
-                 WHERE buyer_id = $1 AND buyer_unread_count > 0)
-             + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
-                 WHERE seller_id = $1 AND seller_unread_count > 0)
-        """,
+        UNREAD_TOTAL_QUERY,
         user_id,
     )
     return int(total)
@@ -511,6 +521,15 @@ async def _replay(
     return SentMessage(message=original, replayed=True)
 
 
+# A backwards range scan of messages_conversation_seq.
+HISTORY_QUERY: Final = f"""
+    SELECT {_MESSAGE_COLUMNS} FROM messages
+     WHERE conversation_id = $1 AND seq > $2 AND seq < $3
+     ORDER BY seq DESC
+     LIMIT $4
+"""
+
+
 async def history(
     pool: asyncpg.Pool,
     conversation_id: int,
@@ -528,12 +547,7 @@ async def history(
     async with pool.acquire() as conn:
         cleared = await _cleared_seq(conn, conversation_id, user_id)
         rows = await conn.fetch(
-            f"""
-            SELECT {_MESSAGE_COLUMNS} FROM messages
-             WHERE conversation_id = $1 AND seq > $2 AND seq < $3
-             ORDER BY seq DESC
-             LIMIT $4
-            """,
+            HISTORY_QUERY,
             conversation_id,
             cleared,
             before_seq if before_seq is not None else 2**62,
@@ -579,6 +593,14 @@ async def _cleared_seq(conn: _Connection, conversation_id: int, user_id: int) ->
     return int(cleared)
 
 
+# One range scan of messages_conversation_seq; the trigger then adjusts the counter once.
+MARK_READ_QUERY: Final = """
+    UPDATE messages SET is_read = true, read_at = now()
+     WHERE conversation_id = $1 AND recipient_id = $2
+       AND seq > $3 AND seq <= $4 AND NOT is_read
+"""
+
+
 async def mark_read(
     pool: asyncpg.Pool, conversation_id: int, user_id: int, up_to_seq: int
 ) -> ReadReceipt:
@@ -620,11 +642,7 @@ async def mark_read(
                 advanced=False,
             )
         status = await conn.execute(
-            """
-            UPDATE messages SET is_read = true, read_at = now()
-             WHERE conversation_id = $1 AND recipient_id = $2
-               AND seq > $3 AND seq <= $4 AND NOT is_read
-            """,
+            MARK_READ_QUERY,
             conversation_id,
             user_id,
             max(watermark, conversation[f"{side}_cleared_seq"]),

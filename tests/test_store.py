@@ -363,6 +363,22 @@ async def test_messages_cannot_be_deleted(world: World) -> None:
 # --- reading ------------------------------------------------------------------------------------
 
 
+async def test_counters_follow_any_update_of_is_read_not_just_the_stores(world: World) -> None:
+    conversation = await world.open()
+    await world.send(conversation.id, world.john, "hidden soon")
+    await world.send(conversation.id, world.john, "hidden soon too")
+    await store.delete_for(world.pool, world.mary.id, conversation.id)
+    await world.send(conversation.id, world.john, "visible")
+
+    await world.pool.execute("UPDATE messages SET is_read = true, read_at = now()")
+    row = await conversation_row(world.pool, conversation.id)
+    assert row["seller_unread_count"] == 0
+    await world.pool.execute("UPDATE messages SET is_read = false, read_at = NULL")
+    row = await conversation_row(world.pool, conversation.id)
+    assert row["seller_unread_count"] == 1, "the two cleared messages stay out of the count"
+    assert await store.recount_counters(world.pool) == []
+
+
 async def test_reading_moves_only_forward(world: World) -> None:
     conversation = await world.open()
     for _ in range(3):

@@ -1,0 +1,96 @@
+"""The migration runner against fresh databases of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from server.db import ensure_database
+from server.migrate import MigrationError, discover, migrate, sql_dir
+from tests.conftest import drop_database
+
+
+@pytest.fixture
+async def empty_database(postgres_admin_dsn: str) -> AsyncIterator[str]:
+    name = f"parley_migrate_{secrets.token_hex(4)}"
+    dsn = await ensure_database(postgres_admin_dsn, name)
+    try:
+        yield dsn
+    finally:
+        await drop_database(postgres_admin_dsn, name)
+
+
+@pytest.fixture
+def migrations_copy(tmp_path: Path) -> Path:
+    directory = tmp_path / "sql"
+    shutil.copytree(sql_dir(), directory)
+    return directory
+
+
+async def applied_versions(dsn: str) -> list[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+    finally:
+        await conn.close()
+
+
+async def test_migrating_twice_applies_each_file_once(empty_database: str) -> None:
+    files = [m.filename for m in discover()]
+    assert await migrate(empty_database) == files
+    assert await migrate(empty_database) == []
+    assert await applied_versions(empty_database) == [m.version for m in discover()]
+
+
+async def test_concurrent_start_ups_wait_for_each_other(empty_database: str) -> None:
+    results = await asyncio.gather(*(migrate(empty_database) for _ in range(4)))
+    assert sorted(len(applied) for applied in results) == [0, 0, 0, len(discover())]
+
+
+async def test_an_edited_applied_file_is_refused(
+    empty_database: str, migrations_copy: Path
+) -> None:
+    await migrate(empty_database, migrations_copy)
+    schema = migrations_copy / "001_schema.sql"
+    schema.write_text(schema.read_text() + "\n-- a quiet edit\n")
+    with pytest.raises(MigrationError, match=r"001_schema\.sql was edited"):
+        await migrate(empty_database, migrations_copy)
+
+
+async def test_a_new_file_is_applied_in_its_own_transaction(
+    empty_database: str, migrations_copy: Path
+) -> None:
+    await migrate(empty_database, migrations_copy)
+    (migrations_copy / "900_broken.sql").write_text(
+        "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n"
+    )
+    with pytest.raises(asyncpg.UndefinedFunctionError):
+        await migrate(empty_database, migrations_copy)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('half_done')") is None
+    finally:
+        await conn.close()
+    assert 900 not in await applied_versions(empty_database)
+
+    (migrations_copy / "900_broken.sql").write_text("CREATE TABLE half_done (id int);\n")
+    assert await migrate(empty_database, migrations_copy) == ["900_broken.sql"]
+
+
+@pytest.mark.parametrize("name", ["1_short.sql", "002-dash.sql", "003_Upper.sql"])
+def test_misnamed_files_are_refused(migrations_copy: Path, name: str) -> None:
+    (migrations_copy / name).write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="NNN_lower_snake"):
+        discover(migrations_copy)
+
+
+def test_two_files_with_one_version_are_refused(migrations_copy: Path) -> None:
+    (migrations_copy / "001_again.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="share version 1"):
+        discover(migrations_copy)
