@@ -92,9 +92,12 @@ async def upsert_product(
 ) -> tuple[Product, list[int]]:
     """Create or update a product; return it and the ids of conversations whose status changed.
 
-    A product that is sold or deleted archives its conversations (for both sides); relisting
-    it makes them active again. Raises NotFound for an unknown seller, Forbidden when the
-    product would change seller, InvalidArgument for a bad status, price or currency.
+    A product that becomes sold or deleted archives its conversations (for both sides);
+    relisting it makes them active again. Only a change of status does this, so a
+    marketplace re-sending the same state does not undo a user's unarchive.
+
+    Raises NotFound for an unknown seller, Forbidden when the product would change seller,
+    InvalidArgument for a bad status, price or currency.
     """
     _check_id(product_id, "product_id")
     _check_id(seller_id, "seller_id")

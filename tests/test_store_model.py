@@ -1,0 +1,315 @@
+"""A Hypothesis state machine drives the store and an in-memory model side by side.
+
+Sends, retries, reads, deletes, archives and product sales in any order; after every step
+the badges, previews, history and inbox folders of every user must match the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from server import store
+from server.db import create_pool
+from server.errors import NotFound, OwnProduct, ProductUnavailable
+from tests.conftest import TABLES
+
+T = TypeVar("T")
+
+USERS = (701, 702, 703, 704)
+PRODUCTS = {7010: 701, 7020: 702, 7030: 703}  # product -> seller
+
+contents = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
+    min_size=1,
+    max_size=12,
+).filter(str.strip)
+
+
+@dataclass
+class ModelMessage:
+    seq: int
+    sender: int
+    recipient: int
+    content: str
+    client_msg_id: str
+    is_read: bool = False
+
+
+@dataclass
+class ModelSide:
+    last_read: int = 0
+    cleared: int = 0
+    deleted: bool = False
+    archived: bool = False
+
+
+@dataclass
+class ModelConversation:
+    id: int
+    product: int
+    buyer: int
+    seller: int
+    messages: list[ModelMessage] = field(default_factory=list)
+    last_at: datetime | None = None
+    status: str = "active"
+    sides: dict[int, ModelSide] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sides = {self.buyer: ModelSide(), self.seller: ModelSide()}
+
+    def unread(self, user: int) -> int:
+        cleared = self.sides[user].cleared
+        return sum(
+            1 for m in self.messages if m.recipient == user and not m.is_read and m.seq > cleared
+        )
+
+
+class StoreMachine(RuleBasedStateMachine):
+    dsn: ClassVar[str]
+    conversations = Bundle("conversations")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.pool: asyncpg.Pool = self.run(create_pool(self.dsn, min_size=1, max_size=2))
+        self.model: dict[int, ModelConversation] = {}
+        self.sold: set[int] = set()
+        self.client_ids = itertools.count(1)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+    def teardown(self) -> None:
+        self.run(self.pool.close())
+        self.loop.close()
+
+    @initialize()
+    def cast(self) -> None:
+        async def setup() -> None:
+            await self.pool.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            for user in USERS:
+                await store.upsert_user(self.pool, user, f"user {user}")
+            for product, seller in PRODUCTS.items():
+                await store.upsert_product(self.pool, product, seller, f"product {product}")
+
+        self.run(setup())
+
+    # --- rules -------------------------------------------------------------------------------
+
+    @rule(
+        target=conversations,
+        buyer=st.sampled_from(USERS),
+        product=st.sampled_from(sorted(PRODUCTS)),
+    )
+    def open(self, buyer: int, product: int) -> Any:
+        seller = PRODUCTS[product]
+        existing = [c for c in self.model.values() if (c.product, c.buyer) == (product, buyer)]
+        if buyer == seller:
+            with pytest.raises(OwnProduct):
+                self.run(store.open_conversation(self.pool, buyer, product))
+            return multiple()
+        if not existing and product in self.sold:
+            with pytest.raises(ProductUnavailable):
+                self.run(store.open_conversation(self.pool, buyer, product))
+            return multiple()
+        conversation, created = self.run(store.open_conversation(self.pool, buyer, product))
+        assert created == (not existing)
+        if existing:
+            assert conversation.id == existing[0].id
+            return multiple()
+        modelled = ModelConversation(conversation.id, product, buyer, seller)
+        modelled.status = "archived" if product in self.sold else "active"
+        self.model[conversation.id] = modelled
+        return conversation.id
+
+    @rule(conversation_id=conversations, by_buyer=st.booleans(), content=contents)
+    def send(self, conversation_id: int, by_buyer: bool, content: str) -> None:
+        conversation = self.model[conversation_id]
+        sender, recipient = (
+            (conversation.buyer, conversation.seller)
+            if by_buyer
+            else (conversation.seller, conversation.buyer)
+        )
+        client_msg_id = f"m{next(self.client_ids)}"
+        sent = self.run(
+            store.send_message(
+                self.pool,
+                conversation_id=conversation_id,
+                sender_id=sender,
+                client_msg_id=client_msg_id,
+                content=content,
+            )
+        )
+        assert not sent.replayed
+        assert sent.message.seq == len(conversation.messages) + 1
+        conversation.messages.append(
+            ModelMessage(sent.message.seq, sender, recipient, content, client_msg_id)
+        )
+        conversation.last_at = sent.message.created_at
+        for side in conversation.sides.values():
+            side.deleted = side.archived = False
+
+    @precondition(lambda self: any(c.messages for c in self.model.values()))
+    @rule(data=st.data())
+    def retry(self, data: st.DataObject) -> None:
+        conversation = data.draw(st.sampled_from([c for c in self.model.values() if c.messages]))
+        message = data.draw(st.sampled_from(conversation.messages))
+        again = self.run(
+            store.send_message(
+                self.pool,
+                conversation_id=conversation.id,
+                sender_id=message.sender,
+                client_msg_id=message.client_msg_id,
+                content=message.content,
+            )
+        )
+        assert again.replayed
+        assert again.message.seq == message.seq
+
+    @rule(
+        conversation_id=conversations,
+        by_buyer=st.booleans(),
+        up_to=st.integers(min_value=0, max_value=25),
+    )
+    def read(self, conversation_id: int, by_buyer: bool, up_to: int) -> None:
+        conversation = self.model[conversation_id]
+        reader = conversation.buyer if by_buyer else conversation.seller
+        side = conversation.sides[reader]
+        receipt = self.run(store.mark_read(self.pool, conversation_id, reader, up_to))
+        target = min(up_to, len(conversation.messages))
+        assert receipt.advanced == (target > side.last_read)
+        if receipt.advanced:
+            for message in conversation.messages:
+                if (
+                    message.recipient == reader
+                    and max(side.last_read, side.cleared) < (message.seq) <= target
+                ):
+                    message.is_read = True
+            side.last_read = target
+        assert receipt.up_to_seq == side.last_read
+        assert receipt.unread_count == conversation.unread(reader)
+
+    @rule(conversation_id=conversations, by_buyer=st.booleans())
+    def delete(self, conversation_id: int, by_buyer: bool) -> None:
+        conversation = self.model[conversation_id]
+        user = conversation.buyer if by_buyer else conversation.seller
+        self.run(store.delete_for(self.pool, user, conversation_id))
+        side = conversation.sides[user]
+        side.deleted, side.cleared = True, len(conversation.messages)
+
+    @rule(conversation_id=conversations, by_buyer=st.booleans(), archived=st.booleans())
+    def archive(self, conversation_id: int, by_buyer: bool, archived: bool) -> None:
+        conversation = self.model[conversation_id]
+        user = conversation.buyer if by_buyer else conversation.seller
+        change = store.archive if archived else store.unarchive
+        view = self.run(change(self.pool, user, conversation_id))
+        conversation.sides[user].archived = archived
+        assert view.archived == archived
+
+    @rule(product=st.sampled_from(sorted(PRODUCTS)), sold=st.booleans())
+    def sell_or_relist(self, product: int, sold: bool) -> None:
+        status = "sold" if sold else "active"
+        self.run(store.upsert_product(self.pool, product, PRODUCTS[product], status=status))
+        # Only a change of status archives: the marketplace re-sending "sold" must not undo
+        # an unarchive the user chose since.
+        newly_sold = sold and product not in self.sold
+        (self.sold.add if sold else self.sold.discard)(product)
+        for conversation in self.model.values():
+            if conversation.product == product:
+                conversation.status = "archived" if sold else "active"
+                if newly_sold:
+                    for side in conversation.sides.values():
+                        side.archived = True
+
+    @rule(conversation_id=conversations, outsider=st.sampled_from(USERS))
+    def outsider_is_turned_away(self, conversation_id: int, outsider: int) -> None:
+        conversation = self.model[conversation_id]
+        if outsider in conversation.sides:
+            return
+        with pytest.raises(NotFound):
+            self.run(
+                store.send_message(
+                    self.pool,
+                    conversation_id=conversation_id,
+                    sender_id=outsider,
+                    client_msg_id=f"x{next(self.client_ids)}",
+                    content="let me in",
+                )
+            )
+        with pytest.raises(NotFound):
+            self.run(store.mark_read(self.pool, conversation_id, outsider, 10))
+
+    # --- what must hold after every step ----------------------------------------------------
+
+    @invariant()
+    def database_matches_model(self) -> None:
+        self.run(self._compare())
+
+    async def _compare(self) -> None:
+        assert await store.recount_counters(self.pool) == []
+        for conversation in self.model.values():
+            last = conversation.messages[-1] if conversation.messages else None
+            for user, side in conversation.sides.items():
+                view = await store.get_conversation(self.pool, conversation.id, user)
+                assert view.unread_count == conversation.unread(user)
+                assert view.last_seq == len(conversation.messages)
+                assert view.last_message_text == (last.content if last else None)
+                assert view.last_message_at == conversation.last_at
+                assert (view.deleted, view.archived) == (side.deleted, side.archived)
+                assert (view.last_read_seq, view.cleared_seq) == (side.last_read, side.cleared)
+                assert view.status == conversation.status
+                history = await store.history(self.pool, conversation.id, user, limit=200)
+                assert [(m.seq, m.content) for m in history] == [
+                    (m.seq, m.content) for m in conversation.messages if m.seq > side.cleared
+                ]
+        for user in USERS:
+            total = sum(c.unread(user) for c in self.model.values() if user in c.sides)
+            assert await store.unread_total(self.pool, user) == total
+            for archived in (False, True):
+                page = await store.inbox(self.pool, user, limit=200, archived=archived)
+                assert [c.id for c in page.conversations] == self._inbox(user, archived)
+
+    def _inbox(self, user: int, archived: bool) -> list[int]:
+        listed = [
+            c
+            for c in self.model.values()
+            if user in c.sides
+            and c.last_at is not None
+            and not c.sides[user].deleted
+            and c.sides[user].archived == archived
+        ]
+        listed.sort(key=lambda c: (c.last_at, c.id), reverse=True)
+        return [c.id for c in listed]
+
+
+def test_store_matches_an_in_memory_model(database_url: str) -> None:
+    StoreMachine.dsn = database_url
+    run_state_machine_as_test(
+        StoreMachine,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
