@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -14,10 +16,20 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on what one message may carry; enforced by the store before any write."""
+    """Bounds on what a client may send and hold; each is a PARLEY_* setting."""
 
+    max_frame_bytes: int = 65536
     max_content_chars: int = 4000
     max_metadata_bytes: int = 8192
+    messages_per_second: float = 10.0
+    message_burst: int = 20
+    frames_per_second: float = 50.0
+    frame_burst: int = 100
+    connections_per_user: int = 10
+    send_queue: int = 256
+    typing_interval_seconds: float = 2.0
+    typing_expiry_seconds: float = 6.0
+    hello_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,13 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     log_level: str = "info"
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str | None = None  # HS256; unset: a development secret in data_dir
+    jwt_public_key: str | None = None  # RS256 / ES256, PEM
+    allowed_origins: tuple[str, ...] = ()
+    service_token: str | None = None
+    ping_interval_seconds: float = 20.0
+    ping_timeout_seconds: float = 20.0
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -40,36 +59,44 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        default, default_limits = cls(), Limits()
-        limits = Limits(
-            max_content_chars=reader.int(
-                "PARLEY_MAX_CONTENT_CHARS", default_limits.max_content_chars
-            ),
-            max_metadata_bytes=reader.int(
-                "PARLEY_MAX_METADATA_BYTES", default_limits.max_metadata_bytes
-            ),
-        )
+        read = _Reader(env)
+        default, limits = cls(), Limits()
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
             host=env.get("PARLEY_HOST", default.host),
-            port=reader.int("PORT", default.port),
+            port=read.integer("PORT", default.port),
             data_dir=Path(env.get("PARLEY_DATA_DIR", str(default.data_dir))),
-            db_pool_min=reader.int("PARLEY_DB_POOL_MIN", default.db_pool_min),
-            db_pool_max=reader.int("PARLEY_DB_POOL_MAX", default.db_pool_max),
+            db_pool_min=read.integer("PARLEY_DB_POOL_MIN", default.db_pool_min),
+            db_pool_max=read.integer("PARLEY_DB_POOL_MAX", default.db_pool_max),
             log_level=env.get("PARLEY_LOG_LEVEL", default.log_level).lower(),
-            limits=limits,
+            jwt_algorithm=read.choice(
+                "PARLEY_JWT_ALGORITHM", default.jwt_algorithm, JWT_ALGORITHMS
+            ),
+            jwt_secret=env.get("PARLEY_JWT_SECRET") or None,
+            jwt_public_key=env.get("PARLEY_JWT_PUBLIC_KEY") or None,
+            allowed_origins=read.strings("PARLEY_ALLOWED_ORIGINS"),
+            service_token=env.get("PARLEY_SERVICE_TOKEN") or None,
+            ping_interval_seconds=read.number(
+                "PARLEY_PING_INTERVAL_SECONDS", default.ping_interval_seconds
+            ),
+            ping_timeout_seconds=read.number(
+                "PARLEY_PING_TIMEOUT_SECONDS", default.ping_timeout_seconds
+            ),
+            limits=read.limits(limits),
         )
+
+
+JWT_ALGORITHMS = ("HS256", "RS256", "ES256")
 
 
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
 
-    def int(self, name: str, default: int) -> int:
-        raw = self._env.get(name)
-        if raw is None or raw == "":
+    def integer(self, name: str, default: int) -> int:
+        raw = self._env.get(name, "")
+        if raw == "":
             return default
         try:
             value = int(raw)
@@ -78,3 +105,35 @@ class _Reader:
         if value < 0:
             raise ConfigError(f"{name} must not be negative, got {value}")
         return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self._env.get(name, "")
+        if raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not value >= 0:
+            raise ConfigError(f"{name} must be a number of at least 0, got {raw!r}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._env.get(name, "") or default
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def limits(self, default: Limits) -> Limits:
+        """Every Limits field from PARLEY_<FIELD NAME>, typed like its default."""
+        overrides: dict[str, Any] = {}
+        for spec in dataclasses.fields(default):
+            value = getattr(default, spec.name)
+            name = "PARLEY_" + spec.name.upper()
+            overrides[spec.name] = (
+                self.number(name, value) if isinstance(value, float) else self.integer(name, value)
+            )
+        return dataclasses.replace(default, **overrides)
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in self._env.get(name, "").split(",") if item.strip())

@@ -95,3 +95,48 @@ class Unavailable(ParleyError):
 
     code = "unavailable"
     retryable = True
+
+
+class Unauthorized(ParleyError):
+    """The token is missing, malformed, expired, or not signed with the configured key."""
+
+    code = "unauthorized"
+
+
+class RateLimited(ParleyError):
+    """Too many frames or messages; wait ``retry_after`` seconds. Nothing was written."""
+
+    code = "rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProtocolError(ParleyError):
+    """A frame Parley cannot act on; carries the frame's id when one could be read."""
+
+    code = "invalid_frame"
+
+    def __init__(self, message: str, frame_id: str | int | None = None) -> None:
+        super().__init__(message)
+        self.frame_id = frame_id
+
+
+class BadJson(ProtocolError):
+    code = "bad_json"
+
+
+class BinaryFrame(ProtocolError):
+    code = "binary_frame"
+
+
+class UnknownType(ProtocolError):
+    code = "unknown_type"
+
+
+class InvalidFrame(ProtocolError):
+    """Valid JSON of a known type, with a field missing or of the wrong type."""
+
+    code = "invalid_frame"

@@ -79,6 +79,29 @@ async def upsert_user(
     return User(**row)
 
 
+async def ensure_user(pool: asyncpg.Pool, user_id: int) -> User:
+    """The user, created with an empty profile if the marketplace has not synced it yet.
+
+    A valid token proves the marketplace knows the user; the profile follows by upsert_user.
+    """
+    _check_id(user_id, "user_id")
+    row = await pool.fetchrow(
+        """
+        WITH created AS (
+            INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING
+            RETURNING id, display_name, avatar_url
+        )
+        SELECT * FROM created
+        UNION ALL
+        SELECT id, display_name, avatar_url FROM users WHERE id = $1
+        LIMIT 1
+        """,
+        user_id,
+    )
+    assert row is not None
+    return User(**row)
+
+
 async def upsert_product(
     pool: asyncpg.Pool,
     product_id: int,
@@ -185,6 +208,21 @@ async def get_conversation(pool: asyncpg.Pool, conversation_id: int, user_id: in
     if row is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return _conversation_view(row, user_id)
+
+
+async def peer_of(pool: asyncpg.Pool, conversation_id: int, user_id: int) -> int:
+    """The other participant; NotFound for non-participants as for unknown conversations."""
+    peer = await pool.fetchval(
+        """
+        SELECT CASE WHEN buyer_id = $2 THEN seller_id ELSE buyer_id END
+          FROM conversations WHERE id = $1 AND $2 IN (buyer_id, seller_id)
+        """,
+        conversation_id,
+        user_id,
+    )
+    if peer is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return int(peer)
 
 
 async def open_conversation(
@@ -375,6 +413,27 @@ async def unread_total(pool: asyncpg.Pool, user_id: int) -> int:
         user_id,
     )
     return int(total)
+
+
+async def badge(pool: asyncpg.Pool, user_id: int, conversation_id: int) -> tuple[int, int]:
+    """The user's unread count in one conversation and over all of them, in one statement."""
+    row = await pool.fetchrow(
+        """
+        SELECT CASE WHEN c.buyer_id = $1 THEN c.buyer_unread_count
+                    ELSE c.seller_unread_count END AS count,
+               (SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
+                 WHERE buyer_id = $1 AND buyer_unread_count > 0)
+             + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
+                 WHERE seller_id = $1 AND seller_unread_count > 0) AS total
+          FROM conversations c
+         WHERE c.id = $2 AND $1 IN (c.buyer_id, c.seller_id)
+        """,
+        user_id,
+        conversation_id,
+    )
+    if row is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return int(row["count"]), int(row["total"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,229 @@
+"""The wire protocol as typed frames: parse and validate client frames, encode server frames.
+
+No I/O here: bytes or text in, structs out, and back. docs/protocol.md is the reference;
+tests/test_protocol.py checks that it lists exactly the types defined here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from server.errors import BadJson, InvalidFrame, UnknownType
+from server.models import Conversation, Message, User
+
+FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
+ConversationId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+# --- client → server --------------------------------------------------------------------------
+
+
+class Request(msgspec.Struct, tag_field="type", frozen=True):
+    """Base of every client frame. Unknown fields are ignored (a forged sender_id included)."""
+
+    id: FrameId
+
+
+class Hello(Request, tag="hello", frozen=True):
+    token: str
+
+
+class ConversationOpen(Request, tag="conversation.open", frozen=True):
+    product_id: ConversationId
+
+
+class ConversationList(Request, tag="conversation.list", frozen=True):
+    cursor: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
+    archived: bool = False
+
+
+class ConversationGet(Request, tag="conversation.get", frozen=True):
+    conversation_id: ConversationId
+
+
+class MessageSend(Request, tag="message.send", frozen=True):
+    conversation_id: ConversationId
+    client_msg_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    content: str = ""
+    message_type: str = "text"
+    metadata: dict[str, Any] = {}
+
+
+class MessageHistory(Request, tag="message.history", frozen=True):
+    conversation_id: ConversationId
+    before_seq: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class ConversationRead(Request, tag="conversation.read", frozen=True):
+    conversation_id: ConversationId
+    up_to_seq: Seq
+
+
+class ConversationDelete(Request, tag="conversation.delete", frozen=True):
+    conversation_id: ConversationId
+
+
+class ConversationArchive(Request, tag="conversation.archive", frozen=True):
+    conversation_id: ConversationId
+
+
+class ConversationUnarchive(Request, tag="conversation.unarchive", frozen=True):
+    conversation_id: ConversationId
+
+
+class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
+    """A typing indicator. Its id is optional: without one, no reply is sent."""
+
+    conversation_id: ConversationId
+    state: Literal["start", "stop"]
+    id: FrameId | None = None
+
+
+class Sync(Request, tag="sync", frozen=True):
+    conversations: dict[ConversationId, Seq]
+
+
+ClientFrame = (
+    Hello
+    | ConversationOpen
+    | ConversationList
+    | ConversationGet
+    | MessageSend
+    | MessageHistory
+    | ConversationRead
+    | ConversationDelete
+    | ConversationArchive
+    | ConversationUnarchive
+    | Typing
+    | Sync
+)
+CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
+    str(cls.__struct_config__.tag): cls
+    for cls in (
+        Hello,
+        ConversationOpen,
+        ConversationList,
+        ConversationGet,
+        MessageSend,
+        MessageHistory,
+        ConversationRead,
+        ConversationDelete,
+        ConversationArchive,
+        ConversationUnarchive,
+        Typing,
+        Sync,
+    )
+}
+
+_typed_decoder: msgspec.json.Decoder[ClientFrame] = msgspec.json.Decoder(ClientFrame)
+_decoders = {cls: msgspec.json.Decoder(cls) for cls in CLIENT_FRAME_TYPES.values()}
+_any_decoder = msgspec.json.Decoder()
+
+
+def parse(frame: str | bytes) -> ClientFrame:
+    """Decode one client frame, or raise a ProtocolError subclass saying what is wrong.
+
+    The fast path decodes straight into the frame's struct; only a frame that fails it is
+    decoded again, generically, to find the best error and the frame's id for the reply.
+    """
+    try:
+        return _typed_decoder.decode(frame)
+    except msgspec.DecodeError:
+        pass
+    try:
+        raw = _any_decoder.decode(frame)
+    except msgspec.DecodeError:
+        raise BadJson("frame is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise InvalidFrame("a frame is a JSON object")
+    frame_id = raw.get("id")
+    if not _is_frame_id(frame_id):
+        frame_id = None
+    frame_type = raw.get("type")
+    cls = CLIENT_FRAME_TYPES.get(frame_type) if isinstance(frame_type, str) else None
+    if cls is None:
+        raise UnknownType(f"unknown frame type {frame_type!r}", frame_id)
+    try:
+        parsed: ClientFrame = _decoders[cls].decode(frame)
+    except msgspec.ValidationError as error:
+        raise InvalidFrame(f"{frame_type}: {error}", frame_id) from None
+    return parsed  # pragma: no cover - the union decoder would have taken it
+
+
+def _is_frame_id(value: object) -> bool:
+    if isinstance(value, str):
+        return 0 < len(value) <= 64
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- server → client --------------------------------------------------------------------------
+
+
+class Ok(msgspec.Struct, tag="ok", tag_field="type", frozen=True):
+    id: FrameId | None
+    data: Any
+
+
+class Error(msgspec.Struct, tag="error", tag_field="type", frozen=True, omit_defaults=True):
+    id: FrameId | None
+    code: str
+    message: str
+    retryable: bool = False
+    retry_after_ms: int | None = None
+
+
+class MessageNew(msgspec.Struct, tag="message.new", tag_field="type", frozen=True):
+    message: Message
+
+
+class MessageRead(msgspec.Struct, tag="message.read", tag_field="type", frozen=True):
+    conversation_id: int
+    reader_id: int
+    up_to_seq: int
+    read_at: datetime
+
+
+class TypingEvent(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
+    conversation_id: int
+    user_id: int
+    state: Literal["start", "stop"]
+    expires_in_ms: int
+
+
+class Unread(msgspec.Struct, tag="unread", tag_field="type", frozen=True):
+    total: int
+    conversation_id: int
+    count: int
+
+
+class ConversationUpdated(
+    msgspec.Struct, tag="conversation.updated", tag_field="type", frozen=True
+):
+    conversation: Conversation
+
+
+class HelloData(msgspec.Struct, frozen=True):
+    user: User
+    unread_total: int
+    connection_id: str
+    limits: dict[str, int | float]
+
+
+ServerEvent = MessageNew | MessageRead | TypingEvent | Unread | ConversationUpdated
+SERVER_EVENT_TYPES: Final[tuple[str, ...]] = tuple(
+    str(cls.__struct_config__.tag)
+    for cls in (MessageNew, MessageRead, TypingEvent, Unread, ConversationUpdated)
+)
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(frame: msgspec.Struct) -> bytes:
+    """Encode a server frame. Encode an event once and send the same bytes to every socket."""
+    return _encoder.encode(frame)
