@@ -6,13 +6,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 
 from server import http
+from server.broker import broker_from_url
 from server.config import Settings
 from server.db import EmbeddedPostgres, create_pool, ensure_database
+from server.gateway import Gateway, websocket_endpoint
+from server.hub import Hub
 from server.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,7 @@ class Services:
 
     settings: Settings
     pool: asyncpg.Pool
+    hub: Hub
 
 
 async def resolve_database_url(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
@@ -50,7 +56,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
             )
             stack.push_async_callback(pool.close)
-            app.state.services = Services(settings=settings, pool=pool)
+            hub = Hub(broker_from_url(settings.redis_url or "memory://"))
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            app.state.services = Services(settings=settings, pool=pool, hub=hub)
+            app.state.gateway = Gateway(settings, pool, hub)
             yield
 
-    return Starlette(routes=http.routes(), lifespan=lifespan)
+    routes = [*http.routes(), WebSocketRoute("/ws", websocket_endpoint)]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings Parley depends on, shared by `parley serve` and the tests."""
+    return {
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.limits.max_frame_bytes,  # uvicorn's default is 16 MiB
+        "ws_ping_interval": settings.ping_interval_seconds,
+        "ws_ping_timeout": settings.ping_timeout_seconds,
+        # Compression costs ~100 KiB of zlib state per socket; chat frames are small.
+        "ws_per_message_deflate": False,
+        "lifespan": "on",
+    }

@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-from server.app import resolve_database_url
+from server.app import resolve_database_url, uvicorn_options
 from server.config import ConfigError, Settings
 from server.migrate import MigrationError, migrate
 
@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        **uvicorn_options(settings),
     )
     return 0
 

@@ -140,3 +140,10 @@ class InvalidFrame(ProtocolError):
     """Valid JSON of a known type, with a field missing or of the wrong type."""
 
     code = "invalid_frame"
+
+
+class TooManyConnectionsError(ParleyError):
+    """The user already has the allowed number of sockets open to this gateway process."""
+
+    code = "too_many_connections"
+    retryable = True

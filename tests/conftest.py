@@ -8,19 +8,26 @@ test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from server import store
+from server.app import create_app, uvicorn_options
+from server.config import Limits, Settings
 from server.db import EmbeddedPostgres, create_pool, ensure_database, with_database
 from server.migrate import migrate
+from tests.clients import Gateway
+from tests.servers import serve
 from tests.world import World
 
 
@@ -88,3 +95,28 @@ async def world(pool: asyncpg.Pool) -> World:
         pool, 7010, mary.id, "iPhone 13, 128 GB", price_cents=45000, currency="EUR"
     )
     return World(pool=pool, john=john, mary=mary, eve=eve, iphone=iphone)
+
+
+JWT_SECRET = "parley-tests-only-secret-0123456789abcdef"
+
+
+def gateway_settings(database_url: str, **limits: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=JWT_SECRET,
+        limits=dataclasses.replace(Limits(), **limits),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    """A real uvicorn serving Parley on a free port, with helpers to connect as a user."""
+    app = create_app(settings)
+    async with serve(app, **uvicorn_options(settings)) as running:
+        yield Gateway(running, settings)
+
+
+@pytest.fixture
+async def gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gateway]:
+    async with running_gateway(gateway_settings(database_url)) as running:
+        yield running

@@ -46,7 +46,7 @@ async def serve(app: Starlette, **config: object) -> AsyncIterator[RunningServer
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, lifespan="on", log_level="warning", **config))  # type: ignore[arg-type]
+    server = _Server(uvicorn.Config(app, log_level="warning", **config))  # type: ignore[arg-type]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(30):

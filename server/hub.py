@@ -1,0 +1,116 @@
+"""This process's sockets by user, the broker subscriptions that follow them, and fan-out.
+
+A user's channel is subscribed when their first local socket registers and unsubscribed
+when their last one leaves. One listener task takes every broker message and pushes it to
+the addressed user's local sockets without waiting on any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from server.broker import Broker, Envelope
+
+log = logging.getLogger(__name__)
+
+_SEPARATOR = b"\n"
+
+
+class Socket(Protocol):
+    """What the hub needs of a connection: who it is, and a push that never blocks."""
+
+    @property
+    def connection_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> int: ...
+
+    def push(self, frame: str) -> None: ...
+
+
+class TooManyConnections(Exception):
+    """The user already has the allowed number of sockets in this process."""
+
+
+def user_channel(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+class Hub:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._sockets: dict[int, set[Socket]] = {}
+        # Subscribe/unsubscribe transitions happen in order, never interleaved for a user.
+        self._subscriptions = asyncio.Lock()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        self._listener = asyncio.create_task(self._listen(), name="hub-listener")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self.broker.disconnect()
+
+    def sockets_of(self, user_id: int) -> int:
+        return len(self._sockets.get(user_id, ()))
+
+    @property
+    def users(self) -> int:
+        return len(self._sockets)
+
+    async def add(self, socket: Socket, limit: int) -> None:
+        """Register a socket; raise TooManyConnections when its user already has ``limit``."""
+        async with self._subscriptions:
+            sockets = self._sockets.get(socket.user_id)
+            if sockets is not None and len(sockets) >= limit:
+                raise TooManyConnections(f"user {socket.user_id} has {len(sockets)} connections")
+            if sockets is None:
+                await self.broker.subscribe(user_channel(socket.user_id))
+                sockets = self._sockets[socket.user_id] = set()
+            sockets.add(socket)
+
+    async def remove(self, socket: Socket) -> None:
+        async with self._subscriptions:
+            sockets = self._sockets.get(socket.user_id)
+            if sockets is None or socket not in sockets:
+                return
+            sockets.discard(socket)
+            if not sockets:
+                del self._sockets[socket.user_id]
+                await self.broker.unsubscribe(user_channel(socket.user_id))
+
+    async def publish(self, user_ids: Iterable[int], event: bytes, skip: str = "") -> None:
+        """Send an encoded event to every socket of each user, anywhere, except ``skip``.
+
+        ``skip`` is a connection id: the socket that caused the event already has its reply.
+        """
+        payload = skip.encode() + _SEPARATOR + event
+        await self.broker.publish_many([(user_channel(user), payload) for user in user_ids])
+
+    async def _listen(self) -> None:
+        while True:
+            envelope = await self.broker.next_published()
+            try:
+                self._deliver(envelope)
+            except Exception:
+                log.exception("could not deliver a message on %s", envelope.channel)
+
+    def _deliver(self, envelope: Envelope) -> None:
+        user_id = int(envelope.channel.removeprefix("user:"))
+        sockets = self._sockets.get(user_id)
+        if not sockets:
+            return
+        skip, _, event = envelope.payload.partition(_SEPARATOR)
+        skip_id = skip.decode()
+        frame = event.decode()  # once per event, not once per socket
+        for socket in tuple(sockets):
+            if socket.connection_id != skip_id:
+                socket.push(frame)

@@ -1,0 +1,154 @@
+"""A real WebSocket client for the tests: replies matched by id, events awaited with timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from server.auth import issue_token
+from server.config import Settings
+from server.hub import Hub
+from tests.servers import RunningServer
+
+Frame = dict[str, Any]
+TIMEOUT = 5.0
+
+
+class Client:
+    """One socket. A reader task keeps every frame until a test takes it."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.frames: list[Frame] = []
+        self.closed = asyncio.Event()
+        self._arrived = asyncio.Condition()
+        self._ids = itertools.count(1)
+        self._reader = asyncio.create_task(self._read())
+        self.user: Frame = {}
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.connection:
+                frame = json.loads(raw)
+                async with self._arrived:
+                    self.frames.append(frame)
+                    self._arrived.notify_all()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            async with self._arrived:
+                self._arrived.notify_all()
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.connection.send(data)
+
+    async def wait_for(self, matches: Callable[[Frame], bool], within: float = TIMEOUT) -> Frame:
+        """Take the first frame that matches, waiting for it if need be."""
+        async with asyncio.timeout(within), self._arrived:
+            while True:
+                for index, frame in enumerate(self.frames):
+                    if matches(frame):
+                        return self.frames.pop(index)
+                if self.closed.is_set():
+                    raise AssertionError(f"socket closed ({self.close_code}) while waiting")
+                await self._arrived.wait()
+
+    async def request(self, frame_type: str, **fields: Any) -> Frame:
+        """Send a request and return its reply (ok or error)."""
+        frame_id = str(next(self._ids))
+        await self.send_raw(json.dumps({"type": frame_type, "id": frame_id, **fields}))
+        return await self.reply(frame_id)
+
+    async def reply(self, frame_id: str | int | None) -> Frame:
+        return await self.wait_for(
+            lambda f: f.get("type") in ("ok", "error") and f.get("id") == frame_id
+        )
+
+    async def ok(self, frame_type: str, **fields: Any) -> Any:
+        reply = await self.request(frame_type, **fields)
+        assert reply["type"] == "ok", reply
+        return reply["data"]
+
+    async def error(self, frame_type: str, **fields: Any) -> Frame:
+        reply = await self.request(frame_type, **fields)
+        assert reply["type"] == "error", reply
+        return reply
+
+    async def event(self, event_type: str, within: float = TIMEOUT, **match: Any) -> Frame:
+        return await self.wait_for(
+            lambda f: (
+                f.get("type") == event_type
+                and all(f.get(key) == value for key, value in match.items())
+            ),
+            within,
+        )
+
+    def pending(self, event_type: str | None = None) -> list[Frame]:
+        return [f for f in self.frames if event_type is None or f.get("type") == event_type]
+
+    async def wait_closed(self, within: float = TIMEOUT) -> int | None:
+        async with asyncio.timeout(within):
+            await self.closed.wait()
+        return self.close_code
+
+    @property
+    def close_code(self) -> int | None:
+        return self.connection.close_code
+
+    async def close(self) -> None:
+        await self.connection.close()
+        await self._reader
+
+
+@contextlib.asynccontextmanager
+async def open_client(url: str, origin: str | None = None) -> AsyncIterator[Client]:
+    connection = await connect(url, origin=origin, open_timeout=TIMEOUT)  # type: ignore[arg-type]
+    client = Client(connection)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+class Gateway:
+    """A running Parley under test: connect as any user, and a barrier for "nothing came"."""
+
+    def __init__(self, server: RunningServer, settings: Settings) -> None:
+        self.server = server
+        self.settings = settings
+        self._barriers = itertools.count(1)
+
+    def token(self, user_id: int, ttl_seconds: int = 3600) -> str:
+        return issue_token(self.settings, user_id, ttl_seconds)
+
+    @contextlib.asynccontextmanager
+    async def connect(self, user_id: int) -> AsyncIterator[Client]:
+        """A socket that has said hello as ``user_id``."""
+        async with open_client(self.server.ws_url) as client:
+            client.user = await client.ok("hello", token=self.token(user_id))
+            yield client
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.server.app.state.services.hub
+        return hub
+
+    async def barrier(self, client: Client, user_id: int) -> None:
+        """Wait until everything published to ``user_id`` so far has reached ``client``.
+
+        The broker delivers a user's channel in order, so once a marker published now
+        arrives, every earlier event has too; what did not come is not coming.
+        """
+        marker = next(self._barriers)
+        await self.hub.publish(
+            [user_id], json.dumps({"type": "test.barrier", "n": marker}).encode()
+        )
+        await client.event("test.barrier", n=marker)
