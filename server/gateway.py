@@ -159,6 +159,7 @@ class Gateway:
             hub, self.limits.typing_interval_seconds, self.limits.typing_expiry_seconds
         )
         self._message_buckets: dict[int, TokenBucket] = {}
+        self.slow_consumers_closed = 0
 
     def message_bucket(self, user_id: int) -> TokenBucket:
         bucket = self._message_buckets.get(user_id)
@@ -316,6 +317,7 @@ class Session:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("closing %s: send queue full (client not reading)", self.connection_id)
+            self.gateway.slow_consumers_closed += 1
             self.close_soon(WS_4420_SLOW_CONSUMER, "send queue full: the client is not reading")
 
     def close_soon(self, code: int, reason: str) -> None:

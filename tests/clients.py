@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.auth import issue_token
 from server.config import Settings
+from server.gateway import Gateway as ServerGateway
 from server.hub import Hub
 from tests.servers import RunningServer
 
@@ -140,6 +141,11 @@ class Gateway:
     def hub(self) -> Hub:
         hub: Hub = self.server.app.state.services.hub
         return hub
+
+    @property
+    def gateway(self) -> ServerGateway:
+        gateway: ServerGateway = self.server.app.state.gateway
+        return gateway
 
     async def barrier(self, client: Client, user_id: int) -> None:
         """Wait until everything published to ``user_id`` so far has reached ``client``.

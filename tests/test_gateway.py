@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from server import store
 from tests.clients import Gateway
 from tests.conftest import gateway_settings, running_gateway
-from tests.world import World
+from tests.world import World, table_snapshot
 
 
 async def test_john_asks_mary_about_her_phone_on_every_device(
@@ -199,3 +200,52 @@ async def test_sync_returns_exactly_what_was_missed(gateway: Gateway, world: Wor
     )
     assert synced["not_found"] == [999999]
     assert synced["unread_total"] == 3
+
+
+REQUESTS_ON_A_CONVERSATION: dict[str, dict[str, Any]] = {
+    "conversation.get": {},
+    "message.send": {"client_msg_id": "sneak", "content": "let me in"},
+    "message.history": {},
+    "conversation.read": {"up_to_seq": 1},
+    "conversation.delete": {},
+    "conversation.archive": {},
+    "conversation.unarchive": {},
+    "typing": {"state": "start"},
+}
+
+
+async def test_an_outsider_cannot_tell_a_conversation_from_a_missing_one(
+    gateway: Gateway, world: World
+) -> None:
+    conversation = await world.open()
+    await world.send(conversation.id, world.john, "private")
+    missing = conversation.id + 1000
+    before = await table_snapshot(world.pool)
+    async with (
+        gateway.connect(world.eve.id) as eve,
+        gateway.connect(world.john.id) as john,
+        gateway.connect(world.mary.id) as mary,
+    ):
+        for frame_type, fields in REQUESTS_ON_A_CONVERSATION.items():
+            real = await eve.error(frame_type, conversation_id=conversation.id, **fields)
+            fake = await eve.error(frame_type, conversation_id=missing, **fields)
+            assert real["code"] == fake["code"] == "not_found", frame_type
+            assert real["message"].replace(str(conversation.id), "N") == fake["message"].replace(
+                str(missing), "N"
+            )
+        synced = await eve.ok("sync", conversations={str(conversation.id): 0, str(missing): 0})
+        assert synced["conversations"] == []
+        assert sorted(synced["not_found"]) == sorted([conversation.id, missing])
+        assert (await eve.ok("conversation.list"))["conversations"] == []
+
+        # Meanwhile the participants talk; Eve hears none of it.
+        await john.ok(
+            "message.send", conversation_id=conversation.id, client_msg_id="p2", content="hi"
+        )
+        await john.ok("typing", conversation_id=conversation.id, state="start")
+        await mary.ok("conversation.read", conversation_id=conversation.id, up_to_seq=2)
+        await john.event("message.read")
+        await gateway.barrier(eve, world.eve.id)
+        assert eve.pending() == []
+    after = await table_snapshot(world.pool)
+    assert after["counts"]["messages"] == before["counts"]["messages"] + 1  # John's, not Eve's
