@@ -1,14 +1,34 @@
-"""Plain HTTP routes: liveness and readiness for load balancers and platforms."""
+"""Plain HTTP: health for load balancers, and the internal API the marketplace backend calls."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
+import asyncpg
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from server import protocol, store
+from server.errors import (
+    ClientMsgIdConflict,
+    Forbidden,
+    InvalidArgument,
+    InvalidMessage,
+    NotFound,
+    ParleyError,
+    ProductUnavailable,
+)
+from server.gateway import DATABASE_DOWN
+from server.hub import Hub
+from server.models import ProductStatus
+
 READY_TIMEOUT_SECONDS = 2.0
+Body = TypeVar("Body")
 
 
 async def healthz(request: Request) -> Response:
@@ -29,5 +49,140 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "database": "ok"})
 
 
+# --- internal API -----------------------------------------------------------------------------
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class UserBody(msgspec.Struct, frozen=True):
+    display_name: str = ""
+    avatar_url: str | None = None
+
+
+class ProductBody(msgspec.Struct, frozen=True):
+    seller_id: Id
+    title: str = ""
+    price_cents: int | None = None
+    currency: str = "USD"
+    image_url: str | None = None
+    status: ProductStatus = "active"
+
+
+class SystemMessageBody(msgspec.Struct, frozen=True):
+    client_msg_id: str
+    content: str
+    metadata: dict[str, Any] = {}
+
+
+_STATUS_BY_ERROR: dict[type[ParleyError], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    ClientMsgIdConflict: 409,
+    ProductUnavailable: 409,
+    InvalidArgument: 400,
+    InvalidMessage: 400,
+}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(payload), status, media_type="application/json")
+
+
+def internal(
+    handler: Callable[[Request, int, Body], Awaitable[Response]], body_type: type[Body]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Bearer-token check, body decoding and error mapping around an internal endpoint."""
+    decoder = msgspec.json.Decoder(body_type)
+
+    async def endpoint(request: Request) -> Response:
+        expected = request.app.state.services.settings.service_token
+        if not expected:
+            return _error(503, "disabled", "the internal API is off: set PARLEY_SERVICE_TOKEN")
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return _error(401, "unauthorized", "a valid service bearer token is required")
+        raw_id = request.path_params["id"]
+        if not raw_id.isdigit() or not 0 < int(raw_id) < 2**63:
+            return _error(404, "not_found", f"no such id {raw_id!r}")
+        try:
+            body = decoder.decode(await request.body())
+        except msgspec.DecodeError as error:
+            return _error(400, "invalid_body", str(error))
+        try:
+            return await handler(request, int(raw_id), body)
+        except ParleyError as error:
+            status = next((s for cls, s in _STATUS_BY_ERROR.items() if isinstance(error, cls)), 500)
+            return _error(status, error.code, str(error))
+        except DATABASE_DOWN:
+            return _error(503, "unavailable", "the database is unavailable; retry")
+
+    return endpoint
+
+
+async def put_user(request: Request, user_id: int, body: UserBody) -> Response:
+    user = await store.upsert_user(
+        request.app.state.services.pool, user_id, body.display_name, body.avatar_url
+    )
+    return _json({"user": user})
+
+
+async def put_product(request: Request, product_id: int, body: ProductBody) -> Response:
+    services = request.app.state.services
+    product, changed = await store.upsert_product(
+        services.pool,
+        product_id,
+        body.seller_id,
+        body.title,
+        price_cents=body.price_cents,
+        currency=body.currency,
+        image_url=body.image_url,
+        status=body.status,
+    )
+    for conversation_id in changed:
+        await _tell_both_sides(services.pool, services.hub, conversation_id)
+    return _json({"product": product, "changed_conversations": changed})
+
+
+async def post_system_message(
+    request: Request, conversation_id: int, body: SystemMessageBody
+) -> Response:
+    services = request.app.state.services
+    sent = await store.send_message(
+        services.pool,
+        conversation_id=conversation_id,
+        sender_id=None,
+        client_msg_id=body.client_msg_id,
+        content=body.content,
+        message_type="system",
+        metadata=body.metadata,
+        limits=services.settings.limits,
+    )
+    buyer_id, seller_id = await store.participants(services.pool, conversation_id)
+    event = protocol.encode(protocol.MessageNew(message=sent.message))
+    await services.hub.publish([buyer_id, seller_id], event)
+    return _json(sent, status=200 if sent.replayed else 201)
+
+
+async def _tell_both_sides(pool: asyncpg.Pool, hub: Hub, conversation_id: int) -> None:
+    """conversation.updated to each participant, with their own view of it."""
+    for user_id in await store.participants(pool, conversation_id):
+        view = await store.get_conversation(pool, conversation_id, user_id)
+        await hub.publish([user_id], protocol.encode(protocol.ConversationUpdated(view)))
+
+
 def routes() -> list[BaseRoute]:
-    return [Route("/healthz", healthz), Route("/readyz", readyz)]
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/internal/users/{id}", internal(put_user, UserBody), methods=["PUT"]),
+        Route("/internal/products/{id}", internal(put_product, ProductBody), methods=["PUT"]),
+        Route(
+            "/internal/conversations/{id}/messages",
+            internal(post_system_message, SystemMessageBody),
+            methods=["POST"],
+        ),
+    ]

@@ -210,6 +210,16 @@ async def get_conversation(pool: asyncpg.Pool, conversation_id: int, user_id: in
     return _conversation_view(row, user_id)
 
 
+async def participants(pool: asyncpg.Pool, conversation_id: int) -> tuple[int, int]:
+    """(buyer_id, seller_id) of a conversation, for service-side events; NotFound if none."""
+    row = await pool.fetchrow(
+        "SELECT buyer_id, seller_id FROM conversations WHERE id = $1", conversation_id
+    )
+    if row is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return int(row["buyer_id"]), int(row["seller_id"])
+
+
 async def peer_of(pool: asyncpg.Pool, conversation_id: int, user_id: int) -> int:
     """The other participant; NotFound for non-participants as for unknown conversations."""
     peer = await pool.fetchval(

@@ -1,12 +1,22 @@
-"""Health endpoints through a real uvicorn."""
+"""HTTP: health endpoints and the internal API, through a real uvicorn."""
 
 from __future__ import annotations
 
-import httpx
+import dataclasses
+from collections.abc import AsyncIterator
 
+import httpx
+import pytest
+
+from server import store
 from server.app import create_app
 from server.config import Settings
+from tests.clients import Gateway
+from tests.conftest import gateway_settings, running_gateway
 from tests.servers import serve
+from tests.world import World, table_snapshot
+
+SERVICE_TOKEN = "marketplace-backend-token"
 
 
 async def test_health_and_readiness_answer(database_url: str) -> None:
@@ -16,3 +26,128 @@ async def test_health_and_readiness_answer(database_url: str) -> None:
         ready = await client.get("/readyz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": "ok"})
+
+
+@pytest.fixture
+async def backend(
+    database_url: str, world: World
+) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    settings = dataclasses.replace(gateway_settings(database_url), service_token=SERVICE_TOKEN)
+    async with (
+        running_gateway(settings) as gateway,
+        httpx.AsyncClient(
+            base_url=gateway.server.http_url,
+            headers={"authorization": f"Bearer {SERVICE_TOKEN}"},
+        ) as client,
+    ):
+        yield gateway, client
+
+
+async def test_the_internal_api_is_off_without_a_service_token(database_url: str) -> None:
+    async with (
+        running_gateway(gateway_settings(database_url)) as gateway,
+        httpx.AsyncClient(base_url=gateway.server.http_url) as client,
+    ):
+        response = await client.put("/internal/users/1", json={"display_name": "x"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "disabled"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {SERVICE_TOKEN}"])
+async def test_the_internal_api_needs_the_service_token(
+    backend: tuple[Gateway, httpx.AsyncClient], world: World, header: str | None
+) -> None:
+    gateway, _ = backend
+    before = await table_snapshot(world.pool)
+    headers = {} if header is None else {"authorization": header}
+    async with httpx.AsyncClient(base_url=gateway.server.http_url, headers=headers) as client:
+        response = await client.put("/internal/users/9", json={"display_name": "Mallory"})
+    assert response.status_code == 401
+    assert await table_snapshot(world.pool) == before
+
+
+async def test_users_and_products_are_upserted(
+    backend: tuple[Gateway, httpx.AsyncClient], world: World
+) -> None:
+    _, client = backend
+    user = await client.put("/internal/users/900", json={"display_name": "Ann", "avatar_url": None})
+    assert (user.status_code, user.json()["user"]["display_name"]) == (200, "Ann")
+    renamed = await client.put("/internal/users/900", json={"display_name": "Ann B."})
+    assert renamed.json()["user"]["display_name"] == "Ann B."
+    product = await client.put(
+        "/internal/products/9000",
+        json={"seller_id": 900, "title": "Bike", "price_cents": 12000, "currency": "EUR"},
+    )
+    assert product.status_code == 200
+    assert product.json()["product"]["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/internal/products/9001", {"seller_id": 424242, "title": "x"}, 404, "not_found"),
+        ("/internal/products/7010", {"seller_id": 701, "title": "mine now"}, 403, "forbidden"),
+        ("/internal/products/9002", {"seller_id": 702, "status": "stolen"}, 400, "invalid_body"),
+        ("/internal/products/9003", {"title": "no seller"}, 400, "invalid_body"),
+        (
+            "/internal/products/9004",
+            {"seller_id": 702, "currency": "euro"},
+            400,
+            "invalid_argument",
+        ),
+        ("/internal/users/abc", {"display_name": "x"}, 404, "not_found"),
+    ],
+)
+async def test_bad_internal_requests_are_refused_and_write_nothing(
+    backend: tuple[Gateway, httpx.AsyncClient],
+    world: World,
+    path: str,
+    body: dict[str, object],
+    status: int,
+    code: str,
+) -> None:
+    _, client = backend
+    before = await table_snapshot(world.pool)
+    response = await client.put(path, json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert await table_snapshot(world.pool) == before
+
+
+async def test_selling_a_product_tells_both_sides_their_conversation_is_archived(
+    backend: tuple[Gateway, httpx.AsyncClient], world: World
+) -> None:
+    gateway, client = backend
+    conversation = await world.open()
+    async with gateway.connect(world.john.id) as john, gateway.connect(world.mary.id) as mary:
+        response = await client.put(
+            f"/internal/products/{world.iphone.id}",
+            json={"seller_id": world.mary.id, "title": "iPhone 13, 128 GB", "status": "sold"},
+        )
+        assert response.json()["changed_conversations"] == [conversation.id]
+        for device, role in ((john, "buyer"), (mary, "seller")):
+            updated = await device.event("conversation.updated")
+            assert updated["conversation"]["role"] == role
+            assert updated["conversation"]["status"] == "archived"
+            assert updated["conversation"]["archived"] is True
+
+
+async def test_the_marketplace_posts_system_messages_to_both_sides(
+    backend: tuple[Gateway, httpx.AsyncClient], world: World
+) -> None:
+    gateway, client = backend
+    conversation = await world.open()
+    body = {"client_msg_id": "sold-1", "content": "This item was sold.", "metadata": {}}
+    async with gateway.connect(world.john.id) as john, gateway.connect(world.mary.id) as mary:
+        created = await client.post(
+            f"/internal/conversations/{conversation.id}/messages", json=body
+        )
+        assert created.status_code == 201
+        for device in (john, mary):
+            new = await device.event("message.new")
+            assert new["message"]["message_type"] == "system"
+            assert new["message"]["sender_id"] is None
+        again = await client.post(f"/internal/conversations/{conversation.id}/messages", json=body)
+        assert (again.status_code, again.json()["replayed"]) == (200, True)
+    assert await store.unread_total(world.pool, world.mary.id) == 0
+    missing = await client.post("/internal/conversations/999999/messages", json=body)
+    assert missing.status_code == 404
