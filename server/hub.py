@@ -47,6 +47,7 @@ class Hub:
         # Subscribe/unsubscribe transitions happen in order, never interleaved for a user.
         self._subscriptions = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
+        self._change = asyncio.Event()
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -58,6 +59,14 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         await self.broker.disconnect()
+
+    async def changed(self) -> None:
+        """Wait until a socket is next added or removed (for shutdown and for tests)."""
+        await self._change.wait()
+
+    def _notify(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
 
     def sockets_of(self, user_id: int) -> int:
         return len(self._sockets.get(user_id, ()))
@@ -76,6 +85,7 @@ class Hub:
                 await self.broker.subscribe(user_channel(socket.user_id))
                 sockets = self._sockets[socket.user_id] = set()
             sockets.add(socket)
+            self._notify()
 
     async def remove(self, socket: Socket) -> None:
         async with self._subscriptions:
@@ -86,6 +96,7 @@ class Hub:
             if not sockets:
                 del self._sockets[socket.user_id]
                 await self.broker.unsubscribe(user_channel(socket.user_id))
+            self._notify()
 
     async def publish(self, user_ids: Iterable[int], event: bytes, skip: str = "") -> None:
         """Send an encoded event to every socket of each user, anywhere, except ``skip``.

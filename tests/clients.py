@@ -147,6 +147,12 @@ class Gateway:
         gateway: ServerGateway = self.server.app.state.gateway
         return gateway
 
+    async def until_sockets(self, user_id: int, count: int, within: float = TIMEOUT) -> None:
+        """Wait until the server holds exactly ``count`` sockets of the user."""
+        async with asyncio.timeout(within):
+            while self.hub.sockets_of(user_id) != count:
+                await self.hub.changed()
+
     async def barrier(self, client: Client, user_id: int) -> None:
         """Wait until everything published to ``user_id`` so far has reached ``client``.
 

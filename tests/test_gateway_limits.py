@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.uri import parse_uri
 
 from tests.clients import Client
 from tests.conftest import gateway_settings, running_gateway
@@ -96,8 +99,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_keep_flowing(
         seqs = [(await mary_phone.event("message.new"))["message"]["seq"] for _ in range(sends)]
         assert seqs == list(range(1, sends + 1))
         assert gateway.gateway.slow_consumers_closed == 1
-        await gateway.barrier(mary_phone, world.mary.id)
-        assert gateway.hub.sockets_of(world.mary.id) == 1
+        await gateway.until_sockets(world.mary.id, 1)
         print(f"\nstalled client cut off after {sends} messages of 12 KB")
 
         # When the tablet finally reads, it finds its connection ended; a reconnect and a
@@ -109,3 +111,33 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_keep_flowing(
         # 4420 when the close frame got through once the window opened; a connection that
         # stays stuck past the server's close timeout is dropped without one (1006).
         assert tablet.close_code in (4420, 1006)
+
+
+async def test_a_socket_that_never_answers_pings_is_closed(database_url: str, world: World) -> None:
+    settings = dataclasses.replace(
+        gateway_settings(database_url), ping_interval_seconds=0.2, ping_timeout_seconds=0.3
+    )
+    async with running_gateway(settings) as gateway:
+        # A client built on the sans-I/O protocol, so nothing answers pings behind our back.
+        client = ClientProtocol(parse_uri(gateway.server.ws_url))
+        reader, writer = await asyncio.open_connection(gateway.server.host, gateway.server.port)
+        client.send_request(client.connect())
+        writer.write(b"".join(client.data_to_send()))
+        response = await reader.readuntil(b"\r\n\r\n")
+        client.receive_data(response)
+        hello = json.dumps({"type": "hello", "id": "h", "token": gateway.token(world.john.id)})
+        client.send_text(hello.encode())
+        writer.write(b"".join(client.data_to_send()))
+        await writer.drain()
+        received = b""
+        async with asyncio.timeout(5):
+            while b'"type":"ok"' not in received:
+                received += await reader.read(65536)
+        assert gateway.hub.sockets_of(world.john.id) == 1
+
+        # From here on we read (so the server's pings arrive) but never answer them.
+        async with asyncio.timeout(5):
+            while await reader.read(65536):
+                pass
+        writer.close()
+        await gateway.until_sockets(world.john.id, 0)
