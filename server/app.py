@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
             )
             stack.push_async_callback(pool.close)
-            hub = Hub(broker_from_url(settings.redis_url or "memory://"))
+            hub = Hub(broker_from_url(settings.redis_url or "memory://", settings.redis_prefix))
             await hub.start()
             stack.push_async_callback(hub.stop)
             app.state.services = Services(settings=settings, pool=pool, hub=hub)

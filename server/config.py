@@ -36,6 +36,7 @@ class Limits:
 class Settings:
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "parley:"
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path(".parley")
@@ -64,6 +65,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("PARLEY_REDIS_PREFIX", default.redis_prefix),
             host=env.get("PARLEY_HOST", default.host),
             port=read.integer("PORT", default.port),
             data_dir=Path(env.get("PARLEY_DATA_DIR", str(default.data_dir))),

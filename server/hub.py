@@ -13,11 +13,13 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from server.broker import Broker, Envelope
+from server import protocol
+from server.broker import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
 
 _SEPARATOR = b"\n"
+_RESYNC = protocol.encode(protocol.Resync()).decode()
 
 
 class Socket(Protocol):
@@ -115,6 +117,9 @@ class Hub:
                 log.exception("could not deliver a message on %s", envelope.channel)
 
     def _deliver(self, envelope: Envelope) -> None:
+        if not envelope.payload:
+            self._resync(envelope.channel)
+            return
         user_id = int(envelope.channel.removeprefix("user:"))
         sockets = self._sockets.get(user_id)
         if not sockets:
@@ -125,3 +130,13 @@ class Hub:
         for socket in tuple(sockets):
             if socket.connection_id != skip_id:
                 socket.push(frame)
+
+    def _resync(self, channel: str) -> None:
+        """Events may have been lost: tell the affected sockets to sync from Postgres."""
+        if channel == GAP_ALL:
+            targets = [socket for sockets in self._sockets.values() for socket in sockets]
+        else:
+            targets = list(self._sockets.get(int(channel.removeprefix("user:")), ()))
+        log.warning("broker gap on %s: %d sockets told to resync", channel, len(targets))
+        for socket in targets:
+            socket.push(_RESYNC)

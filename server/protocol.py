@@ -208,6 +208,10 @@ class ConversationUpdated(
     conversation: Conversation
 
 
+class Resync(msgspec.Struct, tag="resync", tag_field="type", frozen=True):
+    """Live events may have been missed (the broker was unreachable): send `sync`."""
+
+
 class HelloData(msgspec.Struct, frozen=True):
     user: User
     unread_total: int
@@ -215,10 +219,10 @@ class HelloData(msgspec.Struct, frozen=True):
     limits: dict[str, int | float]
 
 
-ServerEvent = MessageNew | MessageRead | TypingEvent | Unread | ConversationUpdated
+ServerEvent = MessageNew | MessageRead | TypingEvent | Unread | ConversationUpdated | Resync
 SERVER_EVENT_TYPES: Final[tuple[str, ...]] = tuple(
     str(cls.__struct_config__.tag)
-    for cls in (MessageNew, MessageRead, TypingEvent, Unread, ConversationUpdated)
+    for cls in (MessageNew, MessageRead, TypingEvent, Unread, ConversationUpdated, Resync)
 )
 
 _encoder = msgspec.json.Encoder()

@@ -28,6 +28,7 @@ from server.db import EmbeddedPostgres, create_pool, ensure_database, with_datab
 from server.migrate import migrate
 from tests.clients import Gateway
 from tests.servers import serve
+from tests.services import RedisServer
 from tests.world import World
 
 
@@ -120,3 +121,32 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
 async def gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gateway]:
     async with running_gateway(gateway_settings(database_url)) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """PARLEY_TEST_REDIS_URL when set, else a redis-server of our own for the session."""
+    url = os.environ.get("PARLEY_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = RedisServer()
+
+    async def start() -> None:
+        await server.start()
+
+    # Its own loop, idle between tests: redis-server prints next to nothing after start-up,
+    # so its output pipe cannot fill while nobody drains it.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(start())
+        yield server.url
+        loop.run_until_complete(server.stop())
+    finally:
+        loop.close()
+
+
+@pytest.fixture
+def channel_prefix() -> str:
+    """Channels of this test only, even on a Redis shared with anything else."""
+    return f"parley-test-{secrets.token_hex(4)}:"

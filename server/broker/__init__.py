@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from server.broker.base import Broker, BrokerError, Envelope
+from server.broker.base import GAP_ALL, Broker, BrokerError, Envelope
 from server.broker.memory import MemoryBroker
 
-__all__ = ["Broker", "BrokerError", "Envelope", "MemoryBroker", "broker_from_url"]
+__all__ = ["GAP_ALL", "Broker", "BrokerError", "Envelope", "MemoryBroker", "broker_from_url"]
 
 
-def broker_from_url(url: str) -> Broker:
-    """The backend for ``url``; raises ValueError naming the schemes it knows."""
+def broker_from_url(url: str, prefix: str = "parley:") -> Broker:
+    """The backend for ``url``; raises ValueError naming the schemes it knows.
+
+    ``prefix`` namespaces the channels, so several deployments can share one Redis.
+    """
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         return MemoryBroker(url)
-    raise ValueError(f"unknown broker URL scheme {scheme!r} in {url!r}; use memory://")
+    if scheme in ("redis", "rediss", "unix"):
+        from server.broker.redis import RedisBroker
+
+        return RedisBroker(url, prefix)
+    raise ValueError(
+        f"unknown broker URL scheme {scheme!r} in {url!r}; use memory://, redis:// or rediss://"
+    )

