@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await hub.start()
             stack.push_async_callback(hub.stop)
             app.state.services = Services(settings=settings, pool=pool, hub=hub)
-            app.state.gateway = Gateway(settings, pool, hub)
+            gateway = app.state.gateway = Gateway(settings, pool, hub)
+            Gateway.running.add(gateway)
+            stack.callback(Gateway.running.discard, gateway)
             yield
 
     routes = [*http.routes(), WebSocketRoute("/ws", websocket_endpoint)]

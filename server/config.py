@@ -48,6 +48,8 @@ class Settings:
     jwt_public_key: str | None = None  # RS256 / ES256, PEM
     allowed_origins: tuple[str, ...] = ()
     service_token: str | None = None
+    workers: int = 1
+    drain_seconds: float = 10.0
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
     limits: Limits = field(default_factory=Limits)
@@ -79,6 +81,8 @@ class Settings:
             jwt_public_key=env.get("PARLEY_JWT_PUBLIC_KEY") or None,
             allowed_origins=read.strings("PARLEY_ALLOWED_ORIGINS"),
             service_token=env.get("PARLEY_SERVICE_TOKEN") or None,
+            workers=max(1, read.integer("WEB_CONCURRENCY", default.workers)),
+            drain_seconds=read.number("PARLEY_DRAIN_SECONDS", default.drain_seconds),
             ping_interval_seconds=read.number(
                 "PARLEY_PING_INTERVAL_SECONDS", default.ping_interval_seconds
             ),

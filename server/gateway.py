@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -43,6 +43,7 @@ WS_1000_NORMAL = 1000
 WS_1008_POLICY_VIOLATION = 1008
 WS_1009_MESSAGE_TOO_BIG = 1009
 WS_1011_INTERNAL_ERROR = 1011
+WS_1012_SERVICE_RESTART = 1012
 WS_4400_HELLO_EXPECTED = 4400
 WS_4401_UNAUTHORIZED = 4401
 WS_4408_HELLO_TIMEOUT = 4408
@@ -50,6 +51,7 @@ WS_4420_SLOW_CONSUMER = 4420
 WS_4429_TOO_MANY_CONNECTIONS = 4429
 
 CLOSE_TIMEOUT_SECONDS: Final = 1.0
+FLUSH_TIMEOUT_SECONDS: Final = 5.0
 MAX_SYNC_MESSAGES: Final = 100  # per conversation per sync; has_more says to ask again
 
 # Errors that mean "the database cannot be reached": retryable, nothing was committed.
@@ -149,6 +151,9 @@ class TypingTracker:
 class Gateway:
     """What every socket of this process shares."""
 
+    # The gateways serving in this process, for the server's graceful shutdown.
+    running: ClassVar[set[Gateway]] = set()
+
     def __init__(self, settings: Settings, pool: asyncpg.Pool, hub: Hub) -> None:
         self.settings = settings
         self.limits = settings.limits
@@ -160,6 +165,24 @@ class Gateway:
         )
         self._message_buckets: dict[int, TokenBucket] = {}
         self.slow_consumers_closed = 0
+        self.sessions: set[Session] = set()
+        self.draining = False
+
+    async def drain(self, within: float) -> None:
+        """Graceful shutdown: every socket finishes its request in flight, flushes what it
+        owes the client, then closes with 1012 so the client reconnects elsewhere."""
+        self.draining = True
+        log.info("draining %d sockets", len(self.sessions))
+        for session in list(self.sessions):
+            session.drain()
+        try:
+            async with asyncio.timeout(within):
+                while self.sessions:
+                    await self.hub.changed()
+        except TimeoutError:
+            log.warning(
+                "%d sockets still open after %.0f s of draining", len(self.sessions), within
+            )
 
     def message_bucket(self, user_id: int) -> TokenBucket:
         bucket = self._message_buckets.get(user_id)
@@ -213,6 +236,9 @@ class Session:
         self._frames = TokenBucket(gateway.limits.frames_per_second, gateway.limits.frame_burst)
         self._peers: dict[int, int] = {}  # conversation -> the other participant
         self._followups: list[Callable[[], Awaitable[None]]] = []
+        self._draining = False
+        self._in_request = False
+        self._reader: asyncio.Task[None] | None = None
 
     @property
     def user_id(self) -> int:
@@ -224,20 +250,31 @@ class Session:
         if not self.gateway.origin_allowed(self.websocket.headers.get("origin")):
             await self.websocket.close(WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
+        if self.gateway.draining:
+            await self.websocket.close(WS_1012_SERVICE_RESTART)
+            return
         await self.websocket.accept()
         try:
             if not await self._hello():
                 return
         except WebSocketDisconnect:
             return
+        self.gateway.sessions.add(self)
         try:
             await self._serve()
         finally:
-            await self.gateway.hub.remove(self)
+            self.gateway.sessions.discard(self)
             self.gateway.typing.disconnected(self.user_id, self.connection_id)
+            await self.gateway.hub.remove(self)
             self.gateway.forget_user(self.user_id)
         if self._close is not None:
             await self._close_socket(*self._close)
+
+    def drain(self) -> None:
+        """Stop taking requests; the one in flight finishes, its reply is flushed, then 1012."""
+        self._draining = True
+        if not self._in_request and self._reader is not None:
+            self._reader.cancel()
 
     async def _hello(self) -> bool:
         """Read and check the first frame; answer it, or close. True once authenticated."""
@@ -292,18 +329,28 @@ class Session:
         return True
 
     async def _serve(self) -> None:
+        self._reader = asyncio.create_task(self._read_loop(), name=f"read-{self.connection_id}")
         tasks = {
-            asyncio.create_task(self._read_loop(), name=f"read-{self.connection_id}"),
+            self._reader,
             asyncio.create_task(self._write_loop(), name=f"write-{self.connection_id}"),
             asyncio.create_task(self._stopping.wait(), name=f"stop-{self.connection_id}"),
         }
+        if self.gateway.draining:  # shutdown began while this socket said hello
+            self.drain()
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if self._draining and self._reader in done and self._close is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
+                        await self._outbox.join()
+                self._close = (WS_1012_SERVICE_RESTART, "service restart")
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
+            if task is self._reader and self._draining:
+                continue  # cancelled by drain(): not a failure
             error = None if task.cancelled() else task.exception()
             if error is not None and not isinstance(error, WebSocketDisconnect):
                 log.error("socket %s failed", self.connection_id, exc_info=error)
@@ -328,10 +375,13 @@ class Session:
     async def _write_loop(self) -> None:
         while True:
             frame = await self._outbox.get()
-            await self.websocket.send_text(frame)
+            try:
+                await self.websocket.send_text(frame)
+            finally:
+                self._outbox.task_done()
 
     async def _read_loop(self) -> None:
-        while True:
+        while not self._draining:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -339,7 +389,11 @@ class Session:
             if text is None:
                 self._reply_error(BinaryFrame("binary frames are not supported; send JSON text"))
                 continue
-            await self._handle(text)
+            self._in_request = True
+            try:
+                await self._handle(text)
+            finally:
+                self._in_request = False
 
     async def _send_now(self, frame: str) -> None:
         with contextlib.suppress(Exception):

@@ -35,7 +35,9 @@ class _Process:
         self.output: list[str] = []
         self._pump: asyncio.Task[None] | None = None
 
-    async def _spawn(self, argv: list[str], ready: str, env: dict[str, str] | None = None) -> None:
+    async def _spawn(
+        self, argv: list[str], ready: str, env: dict[str, str] | None = None, times: int = 1
+    ) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
@@ -51,7 +53,8 @@ class _Process:
                 if not line:
                     raise RuntimeError(f"{self.name} exited while starting:\n{self.log}")
                 self.output.append(line)
-                if ready in line:
+                times -= ready in line
+                if times == 0:
                     break
         self._pump = asyncio.create_task(self._drain(stream))
 
@@ -117,6 +120,7 @@ class GatewayProcess(_Process):
         super().__init__(name)
         self.port = free_port()
         self.env = env
+        self.args: tuple[str, ...] = ()
 
     @property
     def ws_url(self) -> str:
@@ -127,9 +131,15 @@ class GatewayProcess(_Process):
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, *args: str) -> None:
+        self.args = args or self.args
         env = os.environ | self.env | {"PORT": str(self.port), "PARLEY_LOG_LEVEL": "info"}
-        argv = [sys.executable, "-m", "server.cli", "serve", *args]
-        await self._spawn(argv, "Application startup complete", env)
+        argv = [sys.executable, "-m", "server.cli", "serve", *self.args]
+        if "--workers" in self.args:
+            # The supervisor listens before its workers start; ready once every one is.
+            workers = int(self.args[self.args.index("--workers") + 1])
+            await self._spawn(argv, "Application startup complete", env, times=workers)
+        else:
+            await self._spawn(argv, "Uvicorn running on", env)
 
 
 @contextlib.asynccontextmanager
