@@ -17,7 +17,7 @@ from server.auth import issue_token
 from server.config import Settings
 from tests.clients import Client, open_client
 from tests.conftest import JWT_SECRET
-from tests.services import GatewayProcess
+from tests.services import GatewayProcess, redis_server
 from tests.world import World
 
 
@@ -189,3 +189,39 @@ async def test_workers_share_one_port_and_fan_out_through_redis(
         )
         for mary in marys:
             assert (await mary.event("message.new"))["message"] == sent["message"]
+
+
+async def test_while_redis_is_down_sends_commit_and_clients_resync_when_it_returns(
+    database_url: str, channel_prefix: str, world: World
+) -> None:
+    conversation = await world.open()
+    async with (
+        redis_server() as redis,
+        gateways(2, database_url, redis.url, channel_prefix) as (a, b),
+        connect(a, world.john.id) as john,
+        connect(b, world.mary.id) as mary,
+    ):
+        await redis.stop()
+        for n in range(3):
+            sent = await john.ok(
+                "message.send",
+                conversation_id=conversation.id,
+                client_msg_id=f"offline-{n}",
+                content=f"sent while Redis was down {n}",
+            )
+            assert sent["message"]["seq"] == n + 1
+        await redis.start()
+        await mary.event("resync", within=15)
+        synced = await mary.ok("sync", conversations={str(conversation.id): 0})
+        [entry] = synced["conversations"]
+        assert [m["seq"] for m in entry["messages"]] == [1, 2, 3]
+        assert synced["unread_total"] == 3
+
+        # Live delivery is back.
+        live = await john.ok(
+            "message.send", conversation_id=conversation.id, client_msg_id="back", content="back"
+        )
+        new = await mary.wait_for(
+            lambda f: f["type"] == "message.new" and f["message"]["seq"] == 4, within=10
+        )
+        assert new["message"] == live["message"]
