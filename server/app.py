@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
-from server import http
+from server import http, metrics
 from server.broker import broker_from_url
 from server.config import Settings
 from server.db import EmbeddedPostgres, create_pool, ensure_database
@@ -30,6 +31,16 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     hub: Hub
+
+    def update_pool_metrics(self) -> None:
+        size, idle = self.pool.get_size(), self.pool.get_idle_size()
+        metrics.DB_POOL.labels("in_use").set(size - idle)
+        metrics.DB_POOL.labels("idle").set(idle)
+
+    async def report_pool(self) -> None:
+        while True:
+            self.update_pool_metrics()
+            await asyncio.sleep(5)
 
 
 async def resolve_database_url(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
@@ -59,7 +70,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             hub = Hub(broker_from_url(settings.redis_url or "memory://", settings.redis_prefix))
             await hub.start()
             stack.push_async_callback(hub.stop)
-            app.state.services = Services(settings=settings, pool=pool, hub=hub)
+            services = app.state.services = Services(settings=settings, pool=pool, hub=hub)
+            reporter = asyncio.create_task(services.report_pool(), name="pool-metrics")
+            stack.callback(reporter.cancel)
             gateway = app.state.gateway = Gateway(settings, pool, hub)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)

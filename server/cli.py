@@ -7,14 +7,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import logging.config
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 
 import uvicorn
+from prometheus_client import multiprocess
 from uvicorn._subprocess import get_subprocess
 
 from server import store
@@ -23,6 +26,7 @@ from server.auth import issue_token
 from server.config import ConfigError, Settings
 from server.db import EmbeddedPostgres, create_pool, ensure_database
 from server.gateway import Gateway
+from server.logs import logging_config
 from server.migrate import MigrationError, migrate
 
 log = logging.getLogger("parley")
@@ -51,6 +55,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics here; /metrics sums them. Set before the
+            # workers import prometheus_client.
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="parley-metrics-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         if not settings.database_url:
             # Start the embedded Postgres here, once, and hand it to every worker.
             embedded = EmbeddedPostgres(settings.pgdata)
@@ -64,6 +73,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port or settings.port,
             workers=workers,
             log_level=settings.log_level,
+            log_config=logging_config(settings.log_level, settings.log_format),
             timeout_graceful_shutdown=round(settings.drain_seconds) + 5,
             **uvicorn_options(settings),
         )
@@ -87,6 +97,7 @@ def _supervise(
     on SIGTERM or SIGINT, pass it on (each worker drains) and wait for them to finish."""
     sock = config.bind_socket()
     stop = threading.Event()
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
     def on_signal(signum: int, frame: object) -> None:
         if signum == signal.SIGTERM:
@@ -104,6 +115,8 @@ def _supervise(
                 log.warning(
                     "worker %s exited with %s; starting another", process.pid, process.exitcode
                 )
+                if metrics_dir and process.pid is not None:
+                    multiprocess.mark_process_dead(process.pid, metrics_dir)  # type: ignore[no-untyped-call]
                 processes[index] = get_subprocess(config, server.run, [sock])
                 processes[index].start()
     for process in processes:
@@ -247,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
+        logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
         return int(args.handler(args, settings))
     except (ConfigError, MigrationError) as error:
         print(f"parley: {error}", file=sys.stderr)

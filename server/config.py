@@ -43,6 +43,7 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     log_level: str = "info"
+    log_format: str = "json"
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None  # HS256; unset: a development secret in data_dir
     jwt_public_key: str | None = None  # RS256 / ES256, PEM
@@ -73,7 +74,10 @@ class Settings:
             data_dir=Path(env.get("PARLEY_DATA_DIR", str(default.data_dir))),
             db_pool_min=read.integer("PARLEY_DB_POOL_MIN", default.db_pool_min),
             db_pool_max=read.integer("PARLEY_DB_POOL_MAX", default.db_pool_max),
-            log_level=env.get("PARLEY_LOG_LEVEL", default.log_level).lower(),
+            log_level=read.choice(
+                "PARLEY_LOG_LEVEL", default.log_level, ("debug", "info", "warning", "error")
+            ),
+            log_format=read.choice("PARLEY_LOG_FORMAT", default.log_format, ("json", "text")),
             jwt_algorithm=read.choice(
                 "PARLEY_JWT_ALGORITHM", default.jwt_algorithm, JWT_ALGORITHMS
             ),

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server import protocol, store
+from server import metrics, protocol, store
 from server.auth import TokenVerifier
 from server.config import Settings
 from server.errors import (
@@ -34,6 +34,7 @@ from server.errors import (
     Unavailable,
 )
 from server.hub import Hub, TooManyConnections
+from server.logs import request_id
 from server.models import Conversation, User
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ FLUSH_TIMEOUT_SECONDS: Final = 5.0
 MAX_SYNC_MESSAGES: Final = 100  # per conversation per sync; has_more says to ask again
 
 # Errors that mean "the database cannot be reached": retryable, nothing was committed.
+# InternalClientError belongs here too: asyncpg raises it from a connection whose session
+# the server terminated mid-operation (MagicStack/asyncpg#784, #1069); the pool replaces it.
 DATABASE_DOWN: Final = (
     OSError,
     TimeoutError,
@@ -62,6 +65,7 @@ DATABASE_DOWN: Final = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -260,9 +264,11 @@ class Session:
         except WebSocketDisconnect:
             return
         self.gateway.sessions.add(self)
+        metrics.CONNECTIONS.inc()
         try:
             await self._serve()
         finally:
+            metrics.CONNECTIONS.dec()
             self.gateway.sessions.discard(self)
             self.gateway.typing.disconnected(self.user_id, self.connection_id)
             await self.gateway.hub.remove(self)
@@ -362,9 +368,11 @@ class Session:
             return
         try:
             self._outbox.put_nowait(frame)
+            _count_out(frame)
         except asyncio.QueueFull:
             log.warning("closing %s: send queue full (client not reading)", self.connection_id)
             self.gateway.slow_consumers_closed += 1
+            metrics.SLOW_CONSUMERS.inc()
             self.close_soon(WS_4420_SLOW_CONSUMER, "send queue full: the client is not reading")
 
     def close_soon(self, code: int, reason: str) -> None:
@@ -411,27 +419,17 @@ class Session:
         try:
             frame = protocol.parse(text)
         except ProtocolError as error:
+            _FRAMES_IN_INVALID.inc()
             self._reply_error(error, error.frame_id)
             return
-        self._followups.clear()
-        try:
-            if (wait := self._frames.take()) > 0:
-                raise RateLimited("too many frames", wait)
-            handler = _HANDLERS[type(frame)]
-            data = await handler(self, frame)
-        except ParleyError as error:
-            self._reply_error(error, frame.id)
+        _FRAMES_IN[type(frame)].inc()
+        request_id.set(f"{self.connection_id}:{frame.id}")
+        started = time.perf_counter()
+        answered = await self._answer(frame)
+        if type(frame) is protocol.MessageSend:
+            metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+        if not answered:
             return
-        except DATABASE_DOWN as error:
-            log.warning("database unavailable: %r", error)
-            self._reply_error(Unavailable("the database is unavailable; retry"), frame.id)
-            return
-        except Exception:
-            log.exception("request %s failed", type(frame).__name__)
-            self._reply_error(ParleyError("internal error"), frame.id)
-            return
-        if data is not _NO_REPLY:
-            self.push(protocol.encode(protocol.Ok(id=frame.id, data=data)).decode())
         # Events go out after the reply, and their failure never turns an answered,
         # committed request into an error: whoever misses an event catches up with sync.
         for followup in self._followups:
@@ -440,11 +438,34 @@ class Session:
             except Exception:
                 log.exception("could not publish the events of %s", type(frame).__name__)
 
+    async def _answer(self, frame: protocol.ClientFrame) -> bool:
+        """Run the request and queue its one reply; True if it succeeded."""
+        self._followups.clear()
+        try:
+            if (wait := self._frames.take()) > 0:
+                raise RateLimited("too many frames", wait)
+            data = await _HANDLERS[type(frame)](self, frame)
+        except ParleyError as error:
+            self._reply_error(error, frame.id)
+            return False
+        except DATABASE_DOWN as error:
+            log.warning("database unavailable: %r", error)
+            self._reply_error(Unavailable("the database is unavailable; retry"), frame.id)
+            return False
+        except Exception:
+            log.exception("request %s failed", type(frame).__name__)
+            self._reply_error(ParleyError("internal error"), frame.id)
+            return False
+        if data is not _NO_REPLY:
+            self.push(protocol.encode(protocol.Ok(id=frame.id, data=data)).decode())
+        return True
+
     def after(self, followup: Callable[[], Awaitable[None]]) -> None:
         """Run ``followup`` once this request has been answered."""
         self._followups.append(followup)
 
     def _reply_error(self, error: ParleyError, frame_id: str | int | None = None) -> None:
+        metrics.ERRORS.labels(error.code).inc()
         self.push(_error_frame(error, frame_id))
 
     async def _peer(self, conversation_id: int) -> int:
@@ -476,6 +497,19 @@ class Session:
 
 
 _NO_REPLY: Final = object()
+_FRAMES_IN: Final = {
+    cls: metrics.FRAMES_IN.labels(tag) for tag, cls in protocol.CLIENT_FRAME_TYPES.items()
+}
+_FRAMES_IN_INVALID: Final = metrics.FRAMES_IN.labels("invalid")
+_frames_out: dict[str, Any] = {}
+
+
+def _count_out(frame: str) -> None:
+    kind = metrics.frame_type(frame)
+    counter = _frames_out.get(kind)
+    if counter is None:
+        counter = _frames_out[kind] = metrics.FRAMES_OUT.labels(kind)
+    counter.inc()
 
 
 def _error_frame(error: ParleyError, frame_id: str | int | None) -> str:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import protocol, store
+from server import metrics, protocol, store
 from server.errors import (
     ClientMsgIdConflict,
     Forbidden,
@@ -47,6 +47,13 @@ async def readyz(request: Request) -> Response:
             {"status": "unavailable", "database": type(error).__name__}, status_code=503
         )
     return JSONResponse({"status": "ready", "database": "ok"})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus exposition, over every worker of this server."""
+    request.app.state.services.update_pool_metrics()
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
 
 
 # --- internal API -----------------------------------------------------------------------------
@@ -178,6 +185,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
         Route("/internal/users/{id}", internal(put_user, UserBody), methods=["PUT"]),
         Route("/internal/products/{id}", internal(put_product, ProductBody), methods=["PUT"]),
         Route(

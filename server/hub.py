@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from server import protocol
+from server import metrics, protocol
 from server.broker import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
@@ -106,11 +106,14 @@ class Hub:
         ``skip`` is a connection id: the socket that caused the event already has its reply.
         """
         payload = skip.encode() + _SEPARATOR + event
-        await self.broker.publish_many([(user_channel(user), payload) for user in user_ids])
+        messages = [(user_channel(user), payload) for user in user_ids]
+        metrics.BROKER_PUBLISHED.inc(len(messages))
+        await self.broker.publish_many(messages)
 
     async def _listen(self) -> None:
         while True:
             envelope = await self.broker.next_published()
+            metrics.BROKER_RECEIVED.inc()
             try:
                 self._deliver(envelope)
             except Exception:

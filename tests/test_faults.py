@@ -88,15 +88,29 @@ async def test_postgres_restart_under_load(own_postgres: OwnPostgres, own_databa
             for n in range(senders)
         ]
         tasks = [asyncio.create_task(send_until_done(s, n)) for n, s in enumerate(sockets)]
-        async with asyncio.timeout(60), httpx.AsyncClient(base_url=gateway.server.http_url) as http:
-            await warmed_up.wait()
-            await own_postgres.stop()
-            await asyncio.gather(*(seen.wait() for seen in outage_seen))
-            assert (await http.get("/readyz")).status_code == 503
-            await own_postgres.start()
-            restarted.set()
-            await asyncio.gather(*tasks)
-            assert (await http.get("/readyz")).status_code == 200
+        step = "warming up"
+        try:
+            async with (
+                asyncio.timeout(60),
+                httpx.AsyncClient(base_url=gateway.server.http_url) as http,
+            ):
+                await warmed_up.wait()
+                step = "stopping Postgres"
+                await own_postgres.stop()
+                step = "waiting for every sender to hear unavailable"
+                await asyncio.gather(*(seen.wait() for seen in outage_seen))
+                assert (await http.get("/readyz")).status_code == 503
+                step = "starting Postgres"
+                await own_postgres.start()
+                restarted.set()
+                step = "sending after the restart"
+                await asyncio.gather(*tasks)
+                assert (await http.get("/readyz")).status_code == 200
+        except TimeoutError:
+            pytest.fail(
+                f"stuck {step}: acked {len(acked)}, unavailable {len(unavailable)}, "
+                f"outage seen {[e.is_set() for e in outage_seen]}, other errors {other_errors}"
+            )
 
     assert other_errors == [], "every request was answered ok or unavailable"
     assert len(acked) >= 400, "sending works again without restarting Parley"

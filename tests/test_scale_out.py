@@ -10,6 +10,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
 from server import store
@@ -189,6 +191,20 @@ async def test_workers_share_one_port_and_fan_out_through_redis(
         )
         for mary in marys:
             assert (await mary.event("message.new"))["message"] == sent["message"]
+        # /metrics sums both workers: all seven sockets, whichever worker holds them.
+        async with httpx.AsyncClient(base_url=gateway.http_url) as http:
+            text = (await http.get("/metrics")).text
+        [connections] = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "parley_connections"
+        ]
+        assert connections == 7
+    # Every log line is a JSON object.
+    for line in gateway.output:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= entry.keys(), line
 
 
 async def test_while_redis_is_down_sends_commit_and_clients_resync_when_it_returns(

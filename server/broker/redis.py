@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from server import metrics
 from server.broker.base import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class RedisBroker(Broker):
 
     def _fail(self, batch: list[tuple[str, bytes]], reason: str) -> None:
         self.stats.publish_failures += len(batch)
+        metrics.BROKER_PUBLISH_FAILURES.inc(len(batch))
         if len(self._failed_channels) < _MAX_FAILED_CHANNELS:
             self._failed_channels.update(channel for channel, _ in batch)
         log.warning("dropped %d publishes while Redis is unreachable: %s", len(batch), reason)
@@ -159,6 +161,7 @@ class RedisBroker(Broker):
                 self.subscriber_up.set()
                 if connected_before:
                     self.stats.reconnects += 1
+                    metrics.BROKER_RECONNECTS.inc()
                     log.warning("redis subscriber reconnected; asking clients to sync")
                     self._received.put_nowait(Envelope(GAP_ALL, b""))
                 connected_before, backoff = True, 0.1
