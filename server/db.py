@@ -30,6 +30,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _reset_on_release(conn: asyncpg.Connection) -> None:
+    """Roll back a transaction left open; nothing else.
+
+    asyncpg's default reset runs `RESET ALL; UNLISTEN *; ...` on every release: one more
+    round trip per query. Parley keeps no session state on pooled connections (no SET, LISTEN,
+    temporary tables or advisory locks; migrations use a connection of their own), so there
+    is nothing else to reset.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 10.0
 ) -> asyncpg.Pool:
@@ -42,6 +54,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset_on_release,
         timeout=connect_timeout,
     )
     assert pool is not None  # create_pool only returns None when awaited lazily

@@ -1,0 +1,1 @@
+"""Benchmarks: a load generator, pgbench, and Python peers, measured in one run."""
