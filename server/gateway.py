@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server import metrics, protocol, store
 from server.auth import TokenVerifier
+from server.batching import SendBatcher
 from server.config import Settings
 from server.errors import (
     BinaryFrame,
@@ -167,6 +168,7 @@ class Gateway:
         self.typing = TypingTracker(
             hub, self.limits.typing_interval_seconds, self.limits.typing_expiry_seconds
         )
+        self.sends = SendBatcher(pool, hub, self.limits)
         self._message_buckets: dict[int, TokenBucket] = {}
         self.slow_consumers_closed = 0
         self.sessions: set[Session] = set()
@@ -558,31 +560,26 @@ async def _send(session: Session, frame: protocol.MessageSend) -> object:
     gateway = session.gateway
     if (wait := gateway.message_bucket(session.user_id).take()) > 0:
         raise RateLimited("too many messages", wait)
-    sent = await store.send_message(
-        gateway.pool,
+    request = store.SendRequest(
         conversation_id=frame.conversation_id,
         sender_id=session.user_id,
         client_msg_id=frame.client_msg_id,
         content=frame.content,
         message_type=frame.message_type,
         metadata=frame.metadata,
-        limits=gateway.limits,
     )
+    # The batcher commits it with whatever else is being sent, then publishes message.new to
+    # both sides (a replay too: if the first attempt's gateway died between commit and
+    # publish, this is the delivery) and the recipient's badge.
+    sent = await gateway.sends.send(request, session.connection_id)
     message = sent.message
-    recipient = message.recipient_id
-    assert recipient is not None
-    session._remember(message.conversation_id, recipient)
+    assert message.recipient_id is not None
+    session._remember(message.conversation_id, message.recipient_id)
 
-    async def publish() -> None:
-        # A replay publishes again: if the first attempt's gateway died between commit and
-        # publish, this is the delivery. Clients drop duplicates by message id.
-        new = protocol.MessageNew(message=message)
-        await session._publish([session.user_id, recipient], new, skip_self=True)
+    async def clear_typing() -> None:
         gateway.typing.stop(session.user_id, message.conversation_id)
-        if not sent.replayed:
-            await session._push_unread(recipient, message.conversation_id)
 
-    session.after(publish)
+    session.after(clear_typing)
     return sent
 
 

@@ -33,6 +33,11 @@ SEND_SECONDS: Final = Histogram(
     "message.send from frame received to reply queued (validation, commit, nothing else)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+SEND_BATCH: Final = Histogram(
+    "parley_send_batch_size",
+    "Messages written per statement and commit by the send batcher",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 BROKER_PUBLISHED: Final = Counter("parley_broker_published", "Messages handed to the broker")
 BROKER_RECEIVED: Final = Counter("parley_broker_received", "Messages received from the broker")
 BROKER_PUBLISH_FAILURES: Final = Counter(

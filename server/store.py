@@ -25,6 +25,7 @@ from server.errors import (
     MetadataTooLarge,
     NotFound,
     OwnProduct,
+    ParleyError,
     ProductUnavailable,
     UnknownMessageType,
 )
@@ -562,6 +563,167 @@ async def send_message(
     if row is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return SentMessage(message=Message(**row), replayed=False)
+
+
+class SendRequest(msgspec.Struct, frozen=True):
+    """One user's message.send, as send_many takes it."""
+
+    conversation_id: int
+    sender_id: int
+    client_msg_id: str
+    content: str
+    message_type: str = "text"
+    metadata: dict[str, Any] = {}
+
+
+# Many sends in one statement and one commit. Rows go in conversation-id order (then arrival
+# order), so concurrent batches take conversation locks in one order and cannot deadlock;
+# a send whose (sender, client_msg_id) exists, or whose sender is not a participant, yields
+# no row and is looked up afterwards.
+SEND_MANY_QUERY: Final = f"""
+    INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type, content,
+                          metadata, client_msg_id)
+    SELECT c.id, u.sender_id,
+           CASE WHEN c.buyer_id = u.sender_id THEN c.seller_id ELSE c.buyer_id END,
+           u.message_type, u.content, u.metadata::jsonb, u.client_msg_id
+      FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+           WITH ORDINALITY AS u(conversation_id, sender_id, message_type, content, metadata,
+                                client_msg_id, arrival)
+      JOIN conversations c ON c.id = u.conversation_id AND u.sender_id IN (c.buyer_id, c.seller_id)
+     WHERE NOT EXISTS (SELECT 1 FROM messages m
+                        WHERE m.sender_id = u.sender_id AND m.client_msg_id = u.client_msg_id)
+     ORDER BY c.id, u.arrival
+    RETURNING {_MESSAGE_COLUMNS}
+"""
+
+_EXISTING_QUERY: Final = f"""
+    SELECT {_MESSAGE_COLUMNS} FROM messages
+     WHERE (sender_id, client_msg_id) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))
+"""
+
+
+async def send_many(
+    pool: asyncpg.Pool, requests: list[SendRequest], limits: Limits | None = None
+) -> list[SentMessage | ParleyError]:
+    """Store many users' messages in one statement and one commit (group commit).
+
+    Returns, in order, each request's SentMessage or the ParleyError it would have raised
+    from send_message: the same rules, idempotency and triggers, per message. Should another
+    process insert one of the same (sender, client_msg_id) at the same moment, the batch
+    falls back to sending one by one.
+    """
+    limits = limits or Limits()
+    results: list[SentMessage | ParleyError | None] = [None] * len(requests)
+    metadata_json: dict[int, str] = {}
+    first: dict[tuple[int, str], int] = {}
+    for index, request in enumerate(requests):
+        try:
+            if not isinstance(request.client_msg_id, str) or not (
+                0 < len(request.client_msg_id) <= _MAX_CLIENT_MSG_ID
+            ):
+                raise InvalidArgument(f"client_msg_id must be 1 to {_MAX_CLIENT_MSG_ID} characters")
+            _check_text(request.client_msg_id, "client_msg_id")
+            validate_message(request.message_type, request.content, request.metadata, limits)
+            if request.message_type == "system":
+                raise Forbidden("only the marketplace sends system messages")
+        except ParleyError as error:
+            results[index] = error
+            continue
+        metadata_json[index] = _metadata_bytes(request.metadata).decode()
+        first.setdefault((request.sender_id, request.client_msg_id), index)
+    batch = sorted(first.values())
+    if not batch:
+        return [result for result in results if result is not None]
+    try:
+        rows = await pool.fetch(
+            SEND_MANY_QUERY,
+            [requests[i].conversation_id for i in batch],
+            [requests[i].sender_id for i in batch],
+            [requests[i].message_type for i in batch],
+            [requests[i].content for i in batch],
+            [metadata_json[i] for i in batch],
+            [requests[i].client_msg_id for i in batch],
+        )
+    except asyncpg.UniqueViolationError:
+        return [
+            result if result is not None else await _send_one(pool, request, limits)
+            for result, request in zip(results, requests, strict=True)
+        ]
+    stored = {(row["sender_id"], row["client_msg_id"]): Message(**row) for row in rows}
+    missing = [key for key in first if key not in stored]
+    existing: dict[tuple[int, str], Message] = {}
+    if missing:
+        found = await pool.fetch(
+            _EXISTING_QUERY, [key[0] for key in missing], [key[1] for key in missing]
+        )
+        existing = {(row["sender_id"], row["client_msg_id"]): Message(**row) for row in found}
+    for index, request in enumerate(requests):
+        if results[index] is not None:
+            continue
+        key = (request.sender_id, request.client_msg_id)
+        message = stored.get(key)
+        if message is not None and first[key] == index:
+            results[index] = SentMessage(message=message, replayed=False)
+            continue
+        original = message or existing.get(key)
+        if original is None:
+            results[index] = NotFound(f"conversation {request.conversation_id} not found")
+        elif (
+            original.conversation_id != request.conversation_id
+            or original.message_type != request.message_type
+            or original.content != request.content
+        ):
+            results[index] = ClientMsgIdConflict(
+                f"client_msg_id {request.client_msg_id!r} was already used for a different message"
+            )
+        else:
+            results[index] = SentMessage(message=original, replayed=True)
+    return [result for result in results if result is not None]
+
+
+async def _send_one(
+    pool: asyncpg.Pool, request: SendRequest, limits: Limits
+) -> SentMessage | ParleyError:
+    try:
+        return await send_message(
+            pool,
+            conversation_id=request.conversation_id,
+            sender_id=request.sender_id,
+            client_msg_id=request.client_msg_id,
+            content=request.content,
+            message_type=request.message_type,
+            metadata=request.metadata,
+            limits=limits,
+        )
+    except ParleyError as error:
+        return error
+
+
+# Each recipient's count in one conversation and total over all of them, for many at once.
+BADGES_QUERY: Final = """
+    SELECT r.user_id, r.conversation_id,
+           CASE WHEN c.buyer_id = r.user_id THEN c.buyer_unread_count
+                ELSE c.seller_unread_count END AS count,
+           (SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
+             WHERE buyer_id = r.user_id AND buyer_unread_count > 0)
+         + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
+             WHERE seller_id = r.user_id AND seller_unread_count > 0) AS total
+      FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, conversation_id)
+      JOIN conversations c ON c.id = r.conversation_id
+"""
+
+
+async def badges(
+    pool: asyncpg.Pool, pairs: list[tuple[int, int]]
+) -> list[tuple[int, int, int, int]]:
+    """(user, conversation, count, total) for each (user, conversation) pair, in one query."""
+    if not pairs:
+        return []
+    rows = await pool.fetch(BADGES_QUERY, [p[0] for p in pairs], [p[1] for p in pairs])
+    return [
+        (row["user_id"], row["conversation_id"], int(row["count"]), int(row["total"]))
+        for row in rows
+    ]
 
 
 async def _replay(

@@ -1,0 +1,113 @@
+"""send_many: many sends in one statement, with every rule of send_message per message."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+
+from server import store
+from server.errors import ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
+from server.models import SentMessage
+from server.store import SendRequest
+from tests.world import World, conversation_row
+
+
+async def test_one_batch_answers_each_send_as_send_message_would(world: World) -> None:
+    conversation = await world.open()
+    other_product, _ = await store.upsert_product(world.pool, 7020, world.eve.id, "Eve's bike")
+    with_eve, _ = await store.open_conversation(world.pool, world.john.id, other_product.id)
+    earlier = await world.send(conversation.id, world.john, "earlier", client_msg_id="old")
+
+    def ask(conversation_id: int, sender: int, client_msg_id: str, content: str) -> SendRequest:
+        return SendRequest(conversation_id, sender, client_msg_id, content)
+
+    results = await store.send_many(
+        world.pool,
+        [
+            ask(conversation.id, world.john.id, "a", "one"),
+            ask(with_eve.id, world.john.id, "b", "to Eve"),
+            ask(conversation.id, world.mary.id, "c", "reply"),
+            ask(conversation.id, world.john.id, "a", "one"),  # the same send twice in a batch
+            ask(conversation.id, world.john.id, "old", "earlier"),  # a retry of a stored one
+            ask(conversation.id, world.john.id, "old", "something else"),  # id reused
+            ask(conversation.id, world.eve.id, "e", "let me in"),  # not a participant
+            ask(conversation.id, world.john.id, "f", "   "),  # invalid
+            SendRequest(conversation.id, world.john.id, "g", "sys", message_type="system"),
+            ask(conversation.id, world.john.id, "h", "two"),
+        ],
+    )
+
+    first, to_eve, reply, twice, retry, reused, outsider, blank, system, second = results
+    assert isinstance(first, SentMessage)
+    assert isinstance(second, SentMessage)
+    assert isinstance(reply, SentMessage)
+    assert isinstance(to_eve, SentMessage)
+    assert [first.message.seq, reply.message.seq, second.message.seq] == [2, 3, 4], "in order"
+    assert to_eve.message.seq == 1
+    assert isinstance(twice, SentMessage)
+    assert twice.replayed
+    assert twice.message == first.message
+    assert isinstance(retry, SentMessage)
+    assert retry.replayed
+    assert retry.message == earlier.message
+    assert isinstance(reused, ClientMsgIdConflict)
+    assert isinstance(outsider, NotFound)
+    assert isinstance(blank, EmptyContent)
+    assert isinstance(system, Forbidden)
+    row = await conversation_row(world.pool, conversation.id)
+    assert (row["last_seq"], row["seller_unread_count"], row["buyer_unread_count"]) == (4, 3, 1)
+    assert row["last_message_text"] == "two"
+    assert await store.recount_counters(world.pool) == []
+
+
+async def test_badges_for_many_recipients_in_one_query(world: World) -> None:
+    conversation = await world.open()
+    await store.send_many(
+        world.pool, [SendRequest(conversation.id, world.john.id, f"x{n}", "hi") for n in range(3)]
+    )
+    assert await store.badges(world.pool, [(world.mary.id, conversation.id)]) == [
+        (world.mary.id, conversation.id, 3, 3)
+    ]
+
+
+async def test_concurrent_batches_single_sends_and_reads_stay_exact(
+    world: World, database_url: str
+) -> None:
+    from server.db import create_pool
+
+    pool: asyncpg.Pool = await create_pool(database_url, min_size=10, max_size=10)
+    try:
+        buyers = [await store.upsert_user(world.pool, 1000 + n, f"b{n}") for n in range(6)]
+        conversations = [
+            (await store.open_conversation(world.pool, buyer.id, world.iphone.id))[0]
+            for buyer in buyers
+        ]
+        rng = random.Random(7)
+
+        async def batches(worker: int) -> None:
+            for round_ in range(20):
+                picks = rng.sample(range(len(buyers)), 4)  # conversations in random order
+                await store.send_many(
+                    pool,
+                    [
+                        SendRequest(
+                            conversations[i].id, buyers[i].id, f"w{worker}-{round_}-{i}", "x"
+                        )
+                        for i in picks
+                    ],
+                )
+
+        async def reads() -> None:
+            for _ in range(40):
+                for conversation in conversations:
+                    await store.mark_read(pool, conversation.id, world.mary.id, 10**6)
+
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(batches(w) for w in range(4)), reads())
+        assert await store.recount_counters(world.pool) == []
+        total = await world.pool.fetchval("SELECT count(*) FROM messages")
+        assert total == 4 * 20 * 4
+    finally:
+        await pool.close()
