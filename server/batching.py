@@ -33,7 +33,7 @@ class SendBatcher:
         hub: Hub,
         limits: Limits,
         max_batch: int = 256,
-        max_in_flight: int = 2,
+        max_in_flight: int = 1,
     ) -> None:
         self._pool = pool
         self._hub = hub

@@ -51,6 +51,8 @@ class Settings:
     service_token: str | None = None
     workers: int = 1
     drain_seconds: float = 10.0
+    send_batch_max: int = 256
+    send_batch_in_flight: int = 1
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
     limits: Limits = field(default_factory=Limits)
@@ -87,6 +89,10 @@ class Settings:
             service_token=env.get("PARLEY_SERVICE_TOKEN") or None,
             workers=max(1, read.integer("WEB_CONCURRENCY", default.workers)),
             drain_seconds=read.number("PARLEY_DRAIN_SECONDS", default.drain_seconds),
+            send_batch_max=max(1, read.integer("PARLEY_SEND_BATCH_MAX", default.send_batch_max)),
+            send_batch_in_flight=max(
+                1, read.integer("PARLEY_SEND_BATCH_IN_FLIGHT", default.send_batch_in_flight)
+            ),
             ping_interval_seconds=read.number(
                 "PARLEY_PING_INTERVAL_SECONDS", default.ping_interval_seconds
             ),

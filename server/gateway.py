@@ -168,7 +168,9 @@ class Gateway:
         self.typing = TypingTracker(
             hub, self.limits.typing_interval_seconds, self.limits.typing_expiry_seconds
         )
-        self.sends = SendBatcher(pool, hub, self.limits)
+        self.sends = SendBatcher(
+            pool, hub, self.limits, settings.send_batch_max, settings.send_batch_in_flight
+        )
         self._message_buckets: dict[int, TokenBucket] = {}
         self.slow_consumers_closed = 0
         self.sessions: set[Session] = set()
