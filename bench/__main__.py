@@ -22,13 +22,22 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench import loadgen
-from bench.world import Pair, drop_database, fresh_database, seed
+from bench.world import (
+    BUYER_BASE,
+    PRODUCT_BASE,
+    SELLER_BASE,
+    Pair,
+    drop_database,
+    fresh_database,
+    seed,
+)
 from server.auth import issue_token
 from server.config import Settings
 from tests.services import GatewayProcess, OwnPostgres
@@ -134,12 +143,15 @@ async def parley_run(
     senders_per_pair: int,
     seconds: float,
     rate: float | None = None,
+    stalled: int = 0,
 ) -> loadgen.Measurements:
     m = loadgen.Measurements()
     async with parley(dsn) as process:
         target = parley_target(process)
         sockets: list[loadgen.Socket] = []
         senders: list[tuple[loadgen.Socket, list[int]]] = []
+        # Devices of the first seller that stop reading: they receive a share of the traffic.
+        stuck = [await loadgen.stalled_socket(target, pairs[0].seller) for _ in range(stalled)]
         try:
             for pair in pairs:
                 recipient = loadgen.Socket(target, m)
@@ -155,6 +167,8 @@ async def parley_run(
         finally:
             for socket in sockets:
                 await socket.close()
+            for connection in stuck:
+                connection.transport.abort()
     return m
 
 
@@ -215,6 +229,202 @@ async def throughput(
     return rows
 
 
+async def latency_at_rates(admin_dsn: str, clients: int, seconds: float) -> list[dict[str, Any]]:
+    """S3: send→deliver latency at 25/50/75 % of the flat-out rate at the same concurrency."""
+    dsn = await fresh_database(admin_dsn, DATABASE)
+    pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
+    peak = await parley_run(dsn, pairs, 1, seconds)
+    rows = [{"fraction": 1.0, "rate": None, **summary(peak)}]
+    for fraction in (0.25, 0.50, 0.75):
+        rate = peak.throughput * fraction
+        m = await parley_run(dsn, pairs, 1, seconds, rate=rate)
+        row = {"fraction": fraction, "rate": round(rate, 1), **summary(m)}
+        rows.append(row)
+        print(
+            f"S3 {fraction:4.0%} of {peak.throughput:.0f} msg/s ({clients} clients): "
+            f"deliver p50 {row['deliver_ms']['p50']} ms, p99 {row['deliver_ms']['p99']} ms",
+            flush=True,
+        )
+    return rows
+
+
+async def stalled_client(admin_dsn: str, clients: int, seconds: float) -> dict[str, Any]:
+    """S5: healthy throughput with one stalled client ÷ without."""
+    dsn = await fresh_database(admin_dsn, DATABASE)
+    pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
+    without = await parley_run(dsn, pairs, 1, seconds)
+    with_stalled = await parley_run(dsn, pairs, 1, seconds, stalled=1)
+    ratio = with_stalled.throughput / without.throughput
+    print(
+        f"S5 {clients} clients: {without.throughput:.0f} msg/s without a stalled client, "
+        f"{with_stalled.throughput:.0f} with one: ratio {ratio:.3f}",
+        flush=True,
+    )
+    return {
+        "clients": clients,
+        "without": summary(without),
+        "with_one_stalled": summary(with_stalled),
+        "ratio": round(ratio, 3),
+    }
+
+
+async def idle_connections(admin_dsn: str, count: int) -> dict[str, Any]:
+    """S4: RSS per idle authenticated connection, and how long the connect+hello storm takes."""
+    import psutil
+
+    dsn = await fresh_database(admin_dsn, DATABASE)
+    await seed(dsn, pairs=count + 1, conversations=0)  # the users exist, as after a deploy
+    m = loadgen.Measurements()
+    async with parley(dsn) as process:
+        assert process.process is not None
+        server = psutil.Process(process.process.pid)
+        target = parley_target(process)
+        warm = loadgen.Socket(target, m)
+        await warm.open(BUYER_BASE)  # one socket first: imports and caches are not per socket
+        before = server.memory_info().rss
+        sockets = [loadgen.Socket(target, m) for _ in range(count)]
+        gate = asyncio.Semaphore(256)  # the client side's own limit on handshakes in flight
+
+        async def open_one(n: int) -> None:
+            async with gate:
+                await sockets[n].open(BUYER_BASE + 1 + n)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one(n) for n in range(count)))
+        storm = time.perf_counter() - started
+        after = server.memory_info().rss
+        per_connection = (after - before) / count
+        for socket in [warm, *sockets]:
+            await socket.close()
+    print(
+        f"S4 {count} idle connections: {per_connection / 1024:.1f} KiB RSS each, "
+        f"storm {storm:.2f} s ({count / storm:.0f} hellos/s)",
+        flush=True,
+    )
+    return {
+        "connections": count,
+        "rss_before_mib": round(before / 2**20, 1),
+        "rss_after_mib": round(after / 2**20, 1),
+        "rss_per_connection_kib": round(per_connection / 1024, 2),
+        "storm_seconds": round(storm, 2),
+    }
+
+
+async def inbox_and_mark_read(admin_dsn: str) -> dict[str, Any]:
+    """S6: server-side time of the inbox's first page for a user with 10,000 conversations,
+    and of marking 1,000 messages read; with their plans."""
+    from server import store
+    from server.db import create_pool
+
+    dsn = await fresh_database(admin_dsn, DATABASE)
+    me, peers = SELLER_BASE, 10_000
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET session_replication_role = replica")  # bulk load
+            await conn.execute(
+                "INSERT INTO users (id) SELECT $1 + g FROM generate_series(0, $2) g",
+                BUYER_BASE,
+                peers,
+            )
+            await conn.execute("INSERT INTO users (id) VALUES ($1)", me)
+            await conn.execute(
+                "INSERT INTO products (id, seller_id, title)"
+                " SELECT $1 + g, $2, 'p' || g FROM generate_series(0, $3 - 1) g",
+                PRODUCT_BASE,
+                me,
+                peers,
+            )
+            await conn.execute(
+                """
+                INSERT INTO conversations (product_id, buyer_id, seller_id, last_seq,
+                                           last_message_text, last_message_at,
+                                           seller_unread_count)
+                SELECT $1 + g, $2 + g, $3, 1, 'hi', now() - g * interval '1 second', 1
+                  FROM generate_series(0, $4 - 1) g
+                """,
+                PRODUCT_BASE,
+                BUYER_BASE,
+                me,
+                peers,
+            )
+            await conn.execute(
+                """
+                INSERT INTO messages (conversation_id, seq, sender_id, recipient_id,
+                                      message_type, content, client_msg_id, created_at)
+                SELECT c.id, 1, c.buyer_id, c.seller_id, 'text', 'hi', 'seed-' || c.id,
+                       c.last_message_at
+                  FROM conversations c
+                """
+            )
+            await conn.execute("SET session_replication_role = DEFAULT")
+            await conn.execute("VACUUM ANALYZE")
+        inbox_ms = []
+        for _ in range(200):
+            started = time.perf_counter()
+            page = await store.inbox(pool, me, limit=20)
+            inbox_ms.append((time.perf_counter() - started) * 1000)
+        assert len(page.conversations) == 20
+        plan = await pool.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {store.INBOX_QUERY}",
+            me,
+            False,
+            datetime.max.replace(tzinfo=UTC),
+            2**63 - 1,
+            21,
+        )
+        scans = sorted(
+            {
+                f"{node['Node Type']} on {node.get('Index Name', node.get('Relation Name'))}"
+                for node in _plan_nodes(json.loads(plan)[0]["Plan"])
+                if "Scan" in node["Node Type"]
+            }
+        )
+        # mark-read of 1,000 messages: one conversation with 1,000 unread, five times.
+        mark_ms = []
+        for n in range(5):
+            conversation_id = await pool.fetchval(
+                "SELECT id FROM conversations ORDER BY id OFFSET $1 LIMIT 1", n
+            )
+            await store.send_many(
+                pool,
+                [
+                    store.SendRequest(conversation_id, BUYER_BASE + n, f"mr{n}-{k}", "unread")
+                    for k in range(999)
+                ],
+            )
+            started = time.perf_counter()
+            receipt = await store.mark_read(pool, conversation_id, me, 10**9)
+            mark_ms.append((time.perf_counter() - started) * 1000)
+            assert receipt.messages_marked == 1000
+        assert await store.recount_counters(pool) == []
+    finally:
+        await pool.close()
+    result: dict[str, Any] = {
+        "conversations": peers,
+        "inbox_ms": {
+            "p50": round(loadgen.percentile(inbox_ms, 0.5), 3),
+            "p99": round(loadgen.percentile(inbox_ms, 0.99), 3),
+        },
+        "inbox_scans": scans,
+        "mark_read_1000_ms": {
+            "p50": round(loadgen.percentile(mark_ms, 0.5), 2),
+            "max": round(max(mark_ms), 2),
+        },
+    }
+    print(
+        f"S6 inbox page for a user with {peers} conversations: p50 {result['inbox_ms']['p50']} ms,"
+        f" p99 {result['inbox_ms']['p99']} ms ({'; '.join(scans)}); mark-read of 1,000"
+        f" messages: p50 {result['mark_read_1000_ms']['p50']} ms in one UPDATE",
+        flush=True,
+    )
+    return result
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(child for sub in node.get("Plans", []) for child in _plan_nodes(sub))]
+
+
 def save(scenario: str, rows: Any, seconds: float) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{scenario}.json"
@@ -235,26 +445,42 @@ def save(scenario: str, rows: Any, seconds: float) -> Path:
 
 async def main(args: argparse.Namespace) -> int:
     concurrency = [int(c) for c in args.concurrency.split(",")]
+    scenario = args.scenario
     async with postgres(os.environ.get("DATABASE_URL")) as admin_dsn:
         try:
-            if args.scenario in ("s1", "s2"):
-                hot = args.scenario == "s2"
-                rows = await throughput(admin_dsn, concurrency, args.seconds, hot=hot)
-                print(f"results: {save(args.scenario, rows, args.seconds)}")
-                return 0
-            [row] = await throughput(admin_dsn, [4], args.seconds, hot=False)
-            print(f"results: {save('smoke', [row], args.seconds)}")
+            if scenario in ("s1", "s2"):
+                result: Any = await throughput(
+                    admin_dsn, concurrency, args.seconds, hot=scenario == "s2"
+                )
+            elif scenario == "s3":
+                result = await latency_at_rates(admin_dsn, concurrency[0], args.seconds)
+            elif scenario == "s4":
+                result = await idle_connections(admin_dsn, args.connections)
+            elif scenario == "s5":
+                result = await stalled_client(admin_dsn, concurrency[0], args.seconds)
+            elif scenario == "s6":
+                result = await inbox_and_mark_read(admin_dsn)
+            else:
+                [result] = await throughput(admin_dsn, [4], args.seconds, hot=False)
+            print(f"results: {save(scenario, result, args.seconds)}")
         finally:
             await drop_database(admin_dsn, DATABASE)
-    parley = row["parley"]
-    healthy = parley["acked"] > 0 and not parley["errors"] and row["pgbench_tps"] > 0
+    if scenario != "smoke":
+        return 0
+    parley = result["parley"]
+    healthy = parley["acked"] > 0 and not parley["errors"] and result["pgbench_tps"] > 0
     return 0 if healthy and parley["delivered"] == parley["acked"] else 1
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["s1", "s2", "smoke"])
-    parser.add_argument("--concurrency", default="8,32,128", help="comma-separated client counts")
+    parser.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "smoke"])
+    parser.add_argument(
+        "--concurrency",
+        default="8,32,128",
+        help="comma-separated client counts (S3 and S5 use the first)",
+    )
+    parser.add_argument("--connections", type=int, default=10_000, help="S4's idle sockets")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     return parser.parse_args(argv)
 

@@ -220,3 +220,21 @@ def percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def stalled_socket(target: Target, user_id: int) -> ClientConnection:
+    """A socket that says hello and then never reads again: a tiny receive window and a
+    client-side queue of one frame stall its TCP window almost at once."""
+    import socket as socket_module
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target.url)
+    raw = socket_module.socket()
+    raw.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+    raw.connect((parts.hostname or "127.0.0.1", parts.port or 80))
+    connection = await connect(target.url, sock=raw, max_queue=1)
+    hello = target.hello(user_id)
+    if hello is not None:
+        await connection.send(hello.decode())
+        await connection.recv()
+    return connection

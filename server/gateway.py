@@ -73,6 +73,8 @@ DATABASE_DOWN: Final = (
 class TokenBucket:
     """``rate`` tokens a second up to ``burst``; take() says how long to wait if empty."""
 
+    __slots__ = ("burst", "rate", "tokens", "updated")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, float(burst)
         self.tokens, self.updated = float(burst), time.monotonic()
@@ -233,6 +235,22 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 class Session:
     """One authenticated socket."""
 
+    __slots__ = (
+        "_close",
+        "_draining",
+        "_followups",
+        "_frames",
+        "_in_request",
+        "_outbox",
+        "_peers",
+        "_reader",
+        "_writer",
+        "connection_id",
+        "gateway",
+        "user",
+        "websocket",
+    )
+
     def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
         self.websocket = websocket
         self.gateway = gateway
@@ -240,13 +258,13 @@ class Session:
         self.user = User(id=0, display_name="", avatar_url=None)
         self._outbox: asyncio.Queue[str] = asyncio.Queue(gateway.limits.send_queue)
         self._close: tuple[int, str] | None = None
-        self._stopping = asyncio.Event()
         self._frames = TokenBucket(gateway.limits.frames_per_second, gateway.limits.frame_burst)
         self._peers: dict[int, int] = {}  # conversation -> the other participant
         self._followups: list[Callable[[], Awaitable[None]]] = []
         self._draining = False
         self._in_request = False
         self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def user_id(self) -> int:
@@ -311,20 +329,23 @@ class Session:
             await self._send_now(_error_frame(error, frame.id))
             await self._close_socket(WS_4401_UNAUTHORIZED, str(error))
             return False
+        # Register first, then read the badge: an event published in between reaches this
+        # socket after the hello reply, so the total it carries is never older than them.
+        self.user = User(id=user_id, display_name="", avatar_url=None)
         try:
-            self.user = await store.ensure_user(gateway.pool, user_id)
             await gateway.hub.add(self, gateway.limits.connections_per_user)
         except TooManyConnections as error:
             refusal = TooManyConnectionsError(str(error))
             await self._send_now(_error_frame(refusal, frame.id))
             await self._close_socket(WS_4429_TOO_MANY_CONNECTIONS, "too many connections")
             return False
+        try:
+            self.user, unread_total = await store.ensure_user(gateway.pool, user_id)
         except DATABASE_DOWN:
+            await gateway.hub.remove(self)
             await self._send_now(_error_frame(Unavailable("database unavailable"), frame.id))
             await self._close_socket(WS_1011_INTERNAL_ERROR, "database unavailable")
             return False
-        try:
-            unread_total = await store.unread_total(gateway.pool, user_id)
         except BaseException:
             await gateway.hub.remove(self)
             raise
@@ -339,12 +360,11 @@ class Session:
         return True
 
     async def _serve(self) -> None:
+        if self._close is not None:
+            return
         self._reader = asyncio.create_task(self._read_loop(), name=f"read-{self.connection_id}")
-        tasks = {
-            self._reader,
-            asyncio.create_task(self._write_loop(), name=f"write-{self.connection_id}"),
-            asyncio.create_task(self._stopping.wait(), name=f"stop-{self.connection_id}"),
-        }
+        self._writer = asyncio.create_task(self._write_loop(), name=f"write-{self.connection_id}")
+        tasks = {self._reader, self._writer}
         if self.gateway.draining:  # shutdown began while this socket said hello
             self.drain()
         try:
@@ -359,8 +379,6 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
-            if task is self._reader and self._draining:
-                continue  # cancelled by drain(): not a failure
             error = None if task.cancelled() else task.exception()
             if error is not None and not isinstance(error, WebSocketDisconnect):
                 log.error("socket %s failed", self.connection_id, exc_info=error)
@@ -382,7 +400,9 @@ class Session:
     def close_soon(self, code: int, reason: str) -> None:
         if self._close is None:
             self._close = (code, reason)
-            self._stopping.set()
+            for task in (self._reader, self._writer):
+                if task is not None:
+                    task.cancel()
 
     async def _write_loop(self) -> None:
         while True:

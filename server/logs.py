@@ -27,6 +27,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class DropPerConnectionLines(logging.Filter):
+    """uvicorn logs three info lines for every WebSocket (accepted, open, closed): at 10,000
+    connects that is most of the log and a good share of the CPU. parley_connections counts
+    them instead; warnings and errors about connections still pass."""
+
+    _NOISE = frozenset({"connection open", "connection closed", '%s - "WebSocket %s" [accepted]'})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno < logging.WARNING
+            and record.name == "uvicorn.error"
+            and record.msg in self._NOISE
+        )
+
+
 def logging_config(level: str, style: str) -> dict[str, Any]:
     """A dictConfig for Parley and uvicorn alike: JSON lines (style "json") or plain text."""
     formatter: dict[str, Any] = (

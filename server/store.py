@@ -80,27 +80,33 @@ async def upsert_user(
     return User(**row)
 
 
-async def ensure_user(pool: asyncpg.Pool, user_id: int) -> User:
-    """The user, created with an empty profile if the marketplace has not synced it yet.
+# The hello: the user and their badge in one read (no commit), for every connect.
+_USER_AND_BADGE: Final = """
+    SELECT u.id, u.display_name, u.avatar_url,
+           (SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
+             WHERE buyer_id = u.id AND buyer_unread_count > 0)
+         + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
+             WHERE seller_id = u.id AND seller_unread_count > 0) AS unread_total
+      FROM users u WHERE u.id = $1
+"""
 
-    A valid token proves the marketplace knows the user; the profile follows by upsert_user.
+
+async def ensure_user(pool: asyncpg.Pool, user_id: int) -> tuple[User, int]:
+    """The user and their unread total; a user the marketplace has not synced yet is created
+    with an empty profile (a valid token proves the marketplace knows them).
+
+    One read for a known user, so a reconnect storm costs no commits.
     """
     _check_id(user_id, "user_id")
-    row = await pool.fetchrow(
-        """
-        WITH created AS (
-            INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING
-            RETURNING id, display_name, avatar_url
+    row = await pool.fetchrow(_USER_AND_BADGE, user_id)
+    if row is None:
+        await pool.execute(
+            "INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", user_id
         )
-        SELECT * FROM created
-        UNION ALL
-        SELECT id, display_name, avatar_url FROM users WHERE id = $1
-        LIMIT 1
-        """,
-        user_id,
-    )
-    assert row is not None
-    return User(**row)
+        row = await pool.fetchrow(_USER_AND_BADGE, user_id)
+        assert row is not None
+    user = User(id=row["id"], display_name=row["display_name"], avatar_url=row["avatar_url"])
+    return user, int(row["unread_total"])
 
 
 async def upsert_product(
