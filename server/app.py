@@ -11,7 +11,8 @@ from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from server import http, metrics
 from server.broker import broker_from_url
@@ -78,8 +79,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             stack.callback(Gateway.running.discard, gateway)
             yield
 
-    routes = [*http.routes(), WebSocketRoute("/ws", websocket_endpoint)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return ParleyApp(routes=http.routes(), lifespan=lifespan)
+
+
+class ParleyApp(Starlette):
+    """Starlette, with /ws dispatched straight to the gateway: a socket lives for hours and
+    needs neither the router nor the exception middleware, which would cost each of the
+    10,000s of idle sockets a few KiB of closures and scope copies."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope["app"] = self
+            await websocket_endpoint(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -243,7 +243,8 @@ class Session:
         "_in_request",
         "_outbox",
         "_peers",
-        "_reader",
+        "_reading",
+        "_task",
         "_writer",
         "connection_id",
         "gateway",
@@ -256,15 +257,18 @@ class Session:
         self.gateway = gateway
         self.connection_id = secrets.token_hex(8)
         self.user = User(id=0, display_name="", avatar_url=None)
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(gateway.limits.send_queue)
+        # Frames not yet handed to the socket. A writer task exists only while it is not
+        # empty, so an idle socket costs no task.
+        self._outbox: list[str] = []
+        self._writer: asyncio.Task[None] | None = None
         self._close: tuple[int, str] | None = None
         self._frames = TokenBucket(gateway.limits.frames_per_second, gateway.limits.frame_burst)
         self._peers: dict[int, int] = {}  # conversation -> the other participant
         self._followups: list[Callable[[], Awaitable[None]]] = []
         self._draining = False
         self._in_request = False
-        self._reader: asyncio.Task[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None  # the ASGI task, which reads
+        self._reading = False
 
     @property
     def user_id(self) -> int:
@@ -297,12 +301,6 @@ class Session:
             self.gateway.forget_user(self.user_id)
         if self._close is not None:
             await self._close_socket(*self._close)
-
-    def drain(self) -> None:
-        """Stop taking requests; the one in flight finishes, its reply is flushed, then 1012."""
-        self._draining = True
-        if not self._in_request and self._reader is not None:
-            self._reader.cancel()
 
     async def _hello(self) -> bool:
         """Read and check the first frame; answer it, or close. True once authenticated."""
@@ -360,57 +358,80 @@ class Session:
         return True
 
     async def _serve(self) -> None:
+        """Read and handle frames in this (the ASGI) task until the client goes, or until
+        close_soon() or drain() cancels the read; then settle what is owed to the client."""
         if self._close is not None:
             return
-        self._reader = asyncio.create_task(self._read_loop(), name=f"read-{self.connection_id}")
-        self._writer = asyncio.create_task(self._write_loop(), name=f"write-{self.connection_id}")
-        tasks = {self._reader, self._writer}
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        if self._outbox:  # events that came while the hello was being answered
+            self._writer = asyncio.create_task(self._write())
         if self.gateway.draining:  # shutdown began while this socket said hello
-            self.drain()
+            self._draining = True
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if self._draining and self._reader in done and self._close is None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
-                        await self._outbox.join()
-                self._close = (WS_1012_SERVICE_RESTART, "service restart")
+            self._reading = not self._draining
+            if self._reading:
+                await self._read_loop()
+        except asyncio.CancelledError:
+            if self._close is None and not self._draining:
+                raise  # not ours: the server itself is cancelling
+            task.uncancel()
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("socket %s failed", self.connection_id)
+            self._close = self._close or (WS_1011_INTERNAL_ERROR, "internal error")
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            error = None if task.cancelled() else task.exception()
-            if error is not None and not isinstance(error, WebSocketDisconnect):
-                log.error("socket %s failed", self.connection_id, exc_info=error)
-                self._close = self._close or (WS_1011_INTERNAL_ERROR, "internal error")
+            self._reading = False
+        if self._draining and self._close is None:
+            writer = self._writer
+            if writer is not None:
+                with contextlib.suppress(TimeoutError, Exception):
+                    async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
+                        await asyncio.shield(writer)
+            self._close = (WS_1012_SERVICE_RESTART, "service restart")
+        if self._writer is not None:
+            self._writer.cancel()
+
+    def drain(self) -> None:
+        """Stop taking requests; the one in flight finishes, its reply is flushed, then 1012."""
+        self._draining = True
+        if not self._in_request and self._reading and self._task is not None:
+            self._task.cancel()
 
     def push(self, frame: str) -> None:
         """Queue a frame for this socket; never waits. A full queue closes the socket."""
         if self._close is not None:
             return
-        try:
-            self._outbox.put_nowait(frame)
-            _count_out(frame)
-        except asyncio.QueueFull:
+        if len(self._outbox) >= self.gateway.limits.send_queue:
             log.warning("closing %s: send queue full (client not reading)", self.connection_id)
             self.gateway.slow_consumers_closed += 1
             metrics.SLOW_CONSUMERS.inc()
             self.close_soon(WS_4420_SLOW_CONSUMER, "send queue full: the client is not reading")
+            return
+        self._outbox.append(frame)
+        _count_out(frame)
+        # Until _serve starts (after the hello reply), frames only queue: the reply goes first.
+        if self._writer is None and self._task is not None:
+            self._writer = asyncio.create_task(self._write())
 
     def close_soon(self, code: int, reason: str) -> None:
         if self._close is None:
             self._close = (code, reason)
-            for task in (self._reader, self._writer):
-                if task is not None:
-                    task.cancel()
+            self._outbox.clear()
+            if self._writer is not None:
+                self._writer.cancel()
+            if self._reading and self._task is not None:
+                self._task.cancel()
 
-    async def _write_loop(self) -> None:
-        while True:
-            frame = await self._outbox.get()
-            try:
-                await self.websocket.send_text(frame)
-            finally:
-                self._outbox.task_done()
+    async def _write(self) -> None:
+        try:
+            while self._outbox:
+                await self.websocket.send_text(self._outbox.pop(0))
+        except Exception:
+            self._outbox.clear()  # the client is gone; the reader sees the disconnect
+        finally:
+            self._writer = None
 
     async def _read_loop(self) -> None:
         while not self._draining:
