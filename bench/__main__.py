@@ -34,12 +34,12 @@ from bench.world import (
     PRODUCT_BASE,
     SELLER_BASE,
     Pair,
-    drop_database,
     fresh_database,
     seed,
 )
 from server.auth import issue_token
 from server.config import Settings
+from server.db import drop_database
 from tests.services import GatewayProcess, OwnPostgres
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from server import store
-from server.db import create_pool, ensure_database, with_database
+from server.db import create_pool, drop_database, ensure_database
 from server.migrate import migrate
 
 BUYER_BASE, SELLER_BASE, PRODUCT_BASE = 100_000, 200_000, 300_000
@@ -25,15 +23,6 @@ class Pair:
     buyer: int
     seller: int
     conversations: tuple[int, ...]
-
-
-async def drop_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(with_database(admin_dsn, "postgres"))
-    try:
-        quoted = await conn.fetchval("SELECT quote_ident($1)", name)
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 async def fresh_database(admin_dsn: str, name: str) -> str:

@@ -123,3 +123,13 @@ async def ensure_database(dsn: str, database: str) -> str:
     finally:
         await conn.close()
     return with_database(dsn, database)
+
+
+async def drop_database(dsn: str, database: str) -> None:
+    """Drop ``database`` on the server of ``dsn`` (closing its sessions), if it exists."""
+    conn = await asyncpg.connect(with_database(dsn, "postgres"))
+    try:
+        quoted = await conn.fetchval("SELECT quote_ident($1)", database)
+        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await conn.close()

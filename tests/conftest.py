@@ -24,7 +24,7 @@ import pytest
 from server import store
 from server.app import create_app, uvicorn_options
 from server.config import Limits, Settings
-from server.db import EmbeddedPostgres, create_pool, ensure_database, with_database
+from server.db import EmbeddedPostgres, create_pool, drop_database, ensure_database
 from server.migrate import migrate
 from tests.clients import Gateway
 from tests.servers import serve
@@ -61,15 +61,6 @@ def database_url(postgres_admin_dsn: str) -> Iterator[str]:
     dsn = asyncio.run(create())
     yield dsn
     asyncio.run(drop_database(postgres_admin_dsn, name))
-
-
-async def drop_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(with_database(admin_dsn, "postgres"))
-    try:
-        quoted = await conn.fetchval("SELECT quote_ident($1)", name)
-        await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 TABLES = ("messages", "conversations", "products", "users")

@@ -11,9 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from server.db import ensure_database
+from server.db import drop_database, ensure_database
 from server.migrate import MigrationError, discover, migrate, sql_dir
-from tests.conftest import drop_database
 
 
 @pytest.fixture
