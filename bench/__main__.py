@@ -40,7 +40,7 @@ from bench.world import (
 from server.auth import issue_token
 from server.config import Settings
 from server.db import drop_database
-from tests.services import GatewayProcess, OwnPostgres
+from tests.services import GatewayProcess, OwnPostgres, redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -82,12 +82,15 @@ async def postgres(url: str | None) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def parley(dsn: str, workers: int = 1) -> AsyncIterator[GatewayProcess]:
+async def parley(
+    dsn: str, workers: int = 1, redis_url: str | None = None
+) -> AsyncIterator[GatewayProcess]:
     env = {
         "DATABASE_URL": dsn,
         "PARLEY_JWT_SECRET": BENCH_SECRET,
         "PARLEY_DB_POOL_MAX": "20",
         **UNLIMITED,
+        **({"REDIS_URL": redis_url, "PARLEY_REDIS_PREFIX": "bench:"} if redis_url else {}),
     }
     process = GatewayProcess("parley", env)
     await process.start(*(["--workers", str(workers)] if workers > 1 else []))
@@ -160,6 +163,40 @@ def _logged_latencies(directory: Path) -> list[float]:
     ]
 
 
+async def load(
+    target: loadgen.Target,
+    pairs: list[Pair],
+    senders_per_pair: int,
+    seconds: float,
+    rate: float | None = None,
+    stalled: int = 0,
+) -> loadgen.Measurements:
+    """Connect a recipient per seller and senders per buyer, send, and wait for deliveries."""
+    m = loadgen.Measurements()
+    sockets: list[loadgen.Socket] = []
+    senders: list[tuple[loadgen.Socket, list[int]]] = []
+    # Devices of the first seller that stop reading: they receive a share of the traffic.
+    stuck = [await loadgen.stalled_socket(target, pairs[0].seller) for _ in range(stalled)]
+    try:
+        for pair in pairs:
+            recipient = loadgen.Socket(target, m)
+            await recipient.open(pair.seller)
+            sockets.append(recipient)
+            for _ in range(senders_per_pair):
+                sender = loadgen.Socket(target, m)
+                await sender.open(pair.buyer)
+                sockets.append(sender)
+                senders.append((sender, list(pair.conversations)))
+        await loadgen.drive(senders, seconds, rate)
+        await m.settle(within=10)
+    finally:
+        for socket in sockets:
+            await socket.close()
+        for connection in stuck:
+            connection.transport.abort()
+    return m
+
+
 async def parley_run(
     dsn: str,
     pairs: list[Pair],
@@ -167,32 +204,43 @@ async def parley_run(
     seconds: float,
     rate: float | None = None,
     stalled: int = 0,
+    redis_url: str | None = None,
 ) -> loadgen.Measurements:
-    m = loadgen.Measurements()
-    async with parley(dsn) as process:
-        target = parley_target(process)
-        sockets: list[loadgen.Socket] = []
-        senders: list[tuple[loadgen.Socket, list[int]]] = []
-        # Devices of the first seller that stop reading: they receive a share of the traffic.
-        stuck = [await loadgen.stalled_socket(target, pairs[0].seller) for _ in range(stalled)]
-        try:
-            for pair in pairs:
-                recipient = loadgen.Socket(target, m)
-                await recipient.open(pair.seller)
-                sockets.append(recipient)
-                for _ in range(senders_per_pair):
-                    sender = loadgen.Socket(target, m)
-                    await sender.open(pair.buyer)
-                    sockets.append(sender)
-                    senders.append((sender, list(pair.conversations)))
-            await loadgen.drive(senders, seconds, rate)
-            await m.settle(within=10)
-        finally:
-            for socket in sockets:
-                await socket.close()
-            for connection in stuck:
-                connection.transport.abort()
-    return m
+    async with parley(dsn, redis_url=redis_url) as process:
+        return await load(parley_target(process), pairs, senders_per_pair, seconds, rate, stalled)
+
+
+class PeerProcess(GatewayProcess):
+    """A peer server under uvicorn, in a process of its own."""
+
+    def __init__(self, app: str, env: dict[str, str]) -> None:
+        super().__init__(app, env)
+        self.app = app
+
+    async def start(self, *args: str) -> None:
+        env = os.environ | self.env
+        argv = [
+            sys.executable, "-m", "uvicorn", self.app,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--ws", "websockets-sansio", "--no-access-log", "--log-level", "info",
+        ]  # fmt: skip
+        await self._spawn(argv, "Uvicorn running on", env)
+
+
+async def socketio_run(
+    dsn: str, redis_url: str, pairs: list[Pair], seconds: float
+) -> loadgen.Measurements:
+    env = {"DATABASE_URL": dsn, "REDIS_URL": redis_url, "PEER_JWT_SECRET": BENCH_SECRET}
+    process = PeerProcess("bench.peers.socketio_peer:app", env)
+    await process.start()
+    try:
+        settings = Settings(jwt_secret=BENCH_SECRET)
+        target = loadgen.SocketIOTarget(
+            f"ws://127.0.0.1:{process.port}", lambda user: issue_token(settings, user, 7200)
+        )
+        return await load(target, pairs, 1, seconds)
+    finally:
+        await process.stop()
 
 
 def summary(m: loadgen.Measurements) -> dict[str, Any]:
@@ -249,6 +297,37 @@ async def throughput(
             f"pgbench {tps:8.1f} tps, ratio {ratio}",
             flush=True,
         )
+    return rows
+
+
+async def peers(admin_dsn: str, concurrency: list[int], seconds: float) -> list[dict[str, Any]]:
+    """Parley against python-socketio (AsyncRedisManager) on S1, both fanning out via Redis."""
+    rows = []
+    async with redis_server() as redis:
+        for clients in concurrency:
+            dsn = await fresh_database(admin_dsn, DATABASE)
+            pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
+            ours = await parley_run(dsn, pairs, 1, seconds, redis_url=redis.url)
+            dsn = await fresh_database(admin_dsn, DATABASE)
+            pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
+            theirs = await socketio_run(dsn, redis.url, pairs, seconds)
+            ours_p99 = loadgen.percentile(ours.deliver_seconds, 0.99)
+            theirs_p99 = loadgen.percentile(theirs.deliver_seconds, 0.99)
+            row = {
+                "clients": clients,
+                "parley": summary(ours),
+                "socketio": summary(theirs),
+                "throughput_ratio": round(ours.throughput / theirs.throughput, 2),
+                "p99_ratio": round(theirs_p99 / ours_p99, 2),
+            }
+            rows.append(row)
+            print(
+                f"peers {clients:>4} clients: parley {ours.throughput:7.0f} msg/s "
+                f"(deliver p99 {ours_p99 * 1000:.1f} ms), python-socketio "
+                f"{theirs.throughput:7.0f} msg/s (p99 {theirs_p99 * 1000:.1f} ms): "
+                f"throughput x{row['throughput_ratio']}, p99 x{row['p99_ratio']}",
+                flush=True,
+            )
     return rows
 
 
@@ -566,6 +645,8 @@ async def main(args: argparse.Namespace) -> int:
                 result = await stalled_client(admin_dsn, concurrency[0], args.seconds)
             elif scenario == "s6":
                 result = await inbox_and_mark_read(admin_dsn)
+            elif scenario == "peers":
+                result = await peers(admin_dsn, concurrency, args.seconds)
             else:
                 [result] = await throughput(admin_dsn, [4], args.seconds, hot=False)
             print(f"results: {save(scenario, result, args.seconds)}")
@@ -580,7 +661,9 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "smoke", "charts"])
+    parser.add_argument(
+        "scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "peers", "smoke", "charts"]
+    )
     parser.add_argument(
         "--concurrency",
         default="8,32,128",

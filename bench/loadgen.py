@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -26,21 +28,19 @@ _decode = msgspec.json.Decoder().decode
 
 
 class Target(Protocol):
-    """How to talk to one server: its URL, its hello, its send, its events."""
+    """How to talk to one server: its URL, its handshake, its send, and what a frame is."""
 
-    url: str
+    @property
+    def url(self) -> str: ...
 
-    def hello(self, user_id: int) -> bytes | None: ...
+    async def handshake(self, connection: ClientConnection, user_id: int) -> None:
+        """Authenticate a fresh socket as ``user_id``; raise if the server refuses."""
 
-    def send(self, frame_id: str, conversation_id: int, client_msg_id: str) -> bytes: ...
+    def send(self, frame_id: str, conversation_id: int, client_msg_id: str) -> str: ...
 
-    def reply_id(self, frame: dict[str, Any]) -> str | None:
-        """The request id a reply answers, or None for anything else."""
-
-    def error_code(self, frame: dict[str, Any]) -> str | None: ...
-
-    def delivered(self, frame: dict[str, Any]) -> str | None:
-        """The client_msg_id of a delivered message, or None for anything else."""
+    def classify(self, raw: str | bytes) -> tuple[str, str | None, str | None]:
+        """("reply", request id, error code or None), ("delivered", client_msg_id, None),
+        ("ping", what to answer, None) or ("other", None, None)."""
 
 
 @dataclass
@@ -48,10 +48,15 @@ class ParleyTarget:
     url: str
     token: Callable[[int], str]
 
-    def hello(self, user_id: int) -> bytes | None:
-        return _encode({"type": "hello", "id": "h", "token": self.token(user_id)})
+    async def handshake(self, connection: ClientConnection, user_id: int) -> None:
+        await connection.send(
+            _encode({"type": "hello", "id": "h", "token": self.token(user_id)}).decode()
+        )
+        reply = _decode(await connection.recv())
+        if reply.get("type") != "ok":
+            raise RuntimeError(f"hello refused: {reply}")
 
-    def send(self, frame_id: str, conversation_id: int, client_msg_id: str) -> bytes:
+    def send(self, frame_id: str, conversation_id: int, client_msg_id: str) -> str:
         return _encode(
             {
                 "type": "message.send",
@@ -60,18 +65,74 @@ class ParleyTarget:
                 "client_msg_id": client_msg_id,
                 "content": "Is this still available?",
             }
-        )
+        ).decode()
 
-    def reply_id(self, frame: dict[str, Any]) -> str | None:
-        return frame.get("id") if frame.get("type") in ("ok", "error") else None
+    def classify(self, raw: str | bytes) -> tuple[str, str | None, str | None]:
+        frame = _decode(raw)
+        kind = frame.get("type")
+        if kind == "ok":
+            return "reply", frame["id"], None
+        if kind == "error":
+            return "reply", frame["id"], frame["code"]
+        if kind == "message.new":
+            return "delivered", frame["message"]["client_msg_id"], None
+        return "other", None, None
 
-    def error_code(self, frame: dict[str, Any]) -> str | None:
-        return frame.get("code") if frame.get("type") == "error" else None
 
-    def delivered(self, frame: dict[str, Any]) -> str | None:
-        if frame.get("type") == "message.new":
-            return str(frame["message"]["client_msg_id"])
-        return None
+@dataclass
+class SocketIOTarget:
+    """Socket.IO v5 over its WebSocket transport (Engine.IO v4 framing), by hand."""
+
+    base: str  # ws://host:port
+    token: Callable[[int], str]
+    _acks: dict[int, str] = field(default_factory=dict)
+    _next_ack: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/socket.io/?EIO=4&transport=websocket"
+
+    async def handshake(self, connection: ClientConnection, user_id: int) -> None:
+        opened = await connection.recv()
+        if not str(opened).startswith("0"):
+            raise RuntimeError(f"not an Engine.IO open packet: {opened!r}")
+        await connection.send("40" + _encode({"token": self.token(user_id)}).decode())
+        while True:
+            packet = str(await connection.recv())
+            if packet.startswith("40"):
+                return
+            if packet.startswith("44"):
+                raise RuntimeError(f"connect refused: {packet}")
+            if packet == "2":
+                await connection.send("3")
+
+    def send(self, frame_id: str, conversation_id: int, client_msg_id: str) -> str:
+        ack = next(self._next_ack)
+        self._acks[ack] = frame_id
+        payload = [
+            "send",
+            {
+                "conversation_id": conversation_id,
+                "client_msg_id": client_msg_id,
+                "content": "Is this still available?",
+            },
+        ]
+        return f"42{ack}" + _encode(payload).decode()
+
+    def classify(self, raw: str | bytes) -> tuple[str, str | None, str | None]:
+        packet = raw.decode() if isinstance(raw, bytes) else raw
+        if packet == "2":
+            return "ping", "3", None
+        if packet.startswith("43"):
+            start = packet.index("[")
+            ack = int(packet[2:start])
+            [data] = _decode(packet[start:])
+            return "reply", self._acks.pop(ack, None), data.get("error")
+        if packet.startswith("42"):
+            event, data = _decode(packet[2:])
+            if event == "message.new":
+                return "delivered", data["client_msg_id"], None
+        return "other", None, None
 
 
 @dataclass
@@ -111,52 +172,43 @@ class Socket:
         self.target = target
         self.m = measurements
         self.connection: ClientConnection | None = None
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting: dict[str, asyncio.Future[str | None]] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def open(self, user_id: int) -> None:
         self.connection = await connect(self.target.url, max_size=2**20, open_timeout=30)
-        hello = self.target.hello(user_id)
-        if hello is not None:
-            await self.connection.send(hello.decode())
-            reply = _decode(await self.connection.recv())
-            if self.target.error_code(reply) is not None:
-                raise RuntimeError(f"hello refused: {reply}")
+        await self.target.handshake(self.connection, user_id)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         assert self.connection is not None
         try:
             async for raw in self.connection:
-                frame = _decode(raw)
-                frame_id = self.target.reply_id(frame)
-                if frame_id is not None:
-                    future = self._waiting.pop(frame_id, None)
+                kind, key, code = self.target.classify(raw)
+                if kind == "reply" and key is not None:
+                    future = self._waiting.pop(key, None)
                     if future is not None:
-                        future.set_result(frame)
-                    continue
-                client_msg_id = self.target.delivered(frame)
-                if client_msg_id is not None:
-                    sent = self.m.sent_at.get(client_msg_id)
+                        future.set_result(code)
+                elif kind == "delivered" and key is not None:
+                    sent = self.m.sent_at.get(key)
                     if sent is not None:
                         self.m.deliver_seconds.append(time.perf_counter() - sent)
                         self.m.delivered += 1
                         self.m.changed.set()
+                elif kind == "ping" and key is not None:
+                    await self.connection.send(key)
         except ConnectionClosed:
             pass
 
     async def send(self, conversation_id: int, client_msg_id: str) -> None:
         assert self.connection is not None
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._waiting[client_msg_id] = future
         started = time.perf_counter()
         self.m.sent_at[client_msg_id] = started
         self.m.sent += 1
-        await self.connection.send(
-            self.target.send(client_msg_id, conversation_id, client_msg_id).decode()
-        )
-        reply = await future
-        code = self.target.error_code(reply)
+        await self.connection.send(self.target.send(client_msg_id, conversation_id, client_msg_id))
+        code = await future
         if code is not None:
             self.m.errors[code] += 1
             return
@@ -225,16 +277,10 @@ def percentile(values: list[float], fraction: float) -> float:
 async def stalled_socket(target: Target, user_id: int) -> ClientConnection:
     """A socket that says hello and then never reads again: a tiny receive window and a
     client-side queue of one frame stall its TCP window almost at once."""
-    import socket as socket_module
-    from urllib.parse import urlsplit
-
     parts = urlsplit(target.url)
-    raw = socket_module.socket()
-    raw.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_RCVBUF, 4096)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect((parts.hostname or "127.0.0.1", parts.port or 80))
     connection = await connect(target.url, sock=raw, max_queue=1)
-    hello = target.hello(user_id)
-    if hello is not None:
-        await connection.send(hello.decode())
-        await connection.recv()
+    await target.handshake(connection, user_id)
     return connection

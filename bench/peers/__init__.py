@@ -1,0 +1,1 @@
+"""Python peers: the same persist-and-deliver work on the stacks users would pick instead."""
