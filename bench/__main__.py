@@ -300,6 +300,22 @@ async def throughput(
     return rows
 
 
+async def channels_run(
+    dsn: str, redis_url: str, pairs: list[Pair], seconds: float
+) -> loadgen.Measurements:
+    env = {"DATABASE_URL": dsn, "REDIS_URL": redis_url, "PEER_JWT_SECRET": BENCH_SECRET}
+    process = PeerProcess("bench.peers.channels_peer:application", env)
+    await process.start()
+    try:
+        settings = Settings(jwt_secret=BENCH_SECRET)
+        target = loadgen.ParleyTarget(  # the Channels peer speaks Parley's JSON frames
+            f"ws://127.0.0.1:{process.port}/ws", lambda user: issue_token(settings, user, 7200)
+        )
+        return await load(target, pairs, 1, seconds)
+    finally:
+        await process.stop()
+
+
 async def peers(admin_dsn: str, concurrency: list[int], seconds: float) -> list[dict[str, Any]]:
     """Parley against python-socketio (AsyncRedisManager) on S1, both fanning out via Redis."""
     rows = []
@@ -308,26 +324,25 @@ async def peers(admin_dsn: str, concurrency: list[int], seconds: float) -> list[
             dsn = await fresh_database(admin_dsn, DATABASE)
             pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
             ours = await parley_run(dsn, pairs, 1, seconds, redis_url=redis.url)
-            dsn = await fresh_database(admin_dsn, DATABASE)
-            pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
-            theirs = await socketio_run(dsn, redis.url, pairs, seconds)
             ours_p99 = loadgen.percentile(ours.deliver_seconds, 0.99)
-            theirs_p99 = loadgen.percentile(theirs.deliver_seconds, 0.99)
-            row = {
-                "clients": clients,
-                "parley": summary(ours),
-                "socketio": summary(theirs),
-                "throughput_ratio": round(ours.throughput / theirs.throughput, 2),
-                "p99_ratio": round(theirs_p99 / ours_p99, 2),
-            }
+            row: dict[str, Any] = {"clients": clients, "parley": summary(ours)}
+            for name, run in (("socketio", socketio_run), ("channels", channels_run)):
+                dsn = await fresh_database(admin_dsn, DATABASE)
+                pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
+                theirs = await run(dsn, redis.url, pairs, seconds)
+                theirs_p99 = loadgen.percentile(theirs.deliver_seconds, 0.99)
+                row[name] = summary(theirs)
+                row[f"{name}_throughput_ratio"] = round(ours.throughput / theirs.throughput, 2)
+                row[f"{name}_p99_ratio"] = round(theirs_p99 / ours_p99, 2)
+                print(
+                    f"peers {clients:>4} clients: parley {ours.throughput:7.0f} msg/s "
+                    f"(deliver p99 {ours_p99 * 1000:.1f} ms), {name} "
+                    f"{theirs.throughput:7.0f} msg/s (p99 {theirs_p99 * 1000:.1f} ms): "
+                    f"throughput x{row[f'{name}_throughput_ratio']}, "
+                    f"p99 x{row[f'{name}_p99_ratio']}",
+                    flush=True,
+                )
             rows.append(row)
-            print(
-                f"peers {clients:>4} clients: parley {ours.throughput:7.0f} msg/s "
-                f"(deliver p99 {ours_p99 * 1000:.1f} ms), python-socketio "
-                f"{theirs.throughput:7.0f} msg/s (p99 {theirs_p99 * 1000:.1f} ms): "
-                f"throughput x{row['throughput_ratio']}, p99 x{row['p99_ratio']}",
-                flush=True,
-            )
     return rows
 
 
