@@ -590,6 +590,25 @@ def charts(docs: Path) -> list[Path]:
         axes.set_xticks(clients, [str(c) for c in clients])
         axes.legend()
         written.append(_save_figure(figure, docs / "bench-s1-throughput.png"))
+    if (peer_rows := load("peers")) is not None:
+        figure, axes = plt.subplots(figsize=(6, 4))
+        clients = [row["clients"] for row in peer_rows]
+        for name, label, style in (
+            ("parley", "Parley", "o-"),
+            ("socketio", "python-socketio + AsyncRedisManager", "s--"),
+            ("channels", "Django Channels + channels_redis", "^:"),
+        ):
+            rates = [row[name]["messages_per_second"] for row in peer_rows]
+            axes.plot(clients, rates, style, label=label)
+        axes.set(
+            xscale="log",
+            xlabel="clients",
+            ylabel="messages per second",
+            title="S1 against Python peers (all fan out through Redis)",
+        )
+        axes.set_xticks(clients, [str(c) for c in clients])
+        axes.legend()
+        written.append(_save_figure(figure, docs / "bench-peers-throughput.png"))
     if (s3 := load("s3")) is not None:
         half = next(row for row in s3 if row["fraction"] == 0.5)
         figure, axes = plt.subplots(figsize=(6, 4))

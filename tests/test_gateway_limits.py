@@ -64,7 +64,12 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_keep_flowing(
     database_url: str, world: World
 ) -> None:
     settings = gateway_settings(
-        database_url, send_queue=4, messages_per_second=1000.0, frames_per_second=1000.0
+        database_url,
+        send_queue=4,
+        messages_per_second=1000.0,
+        message_burst=1000,
+        frames_per_second=1000.0,
+        frame_burst=1000,
     )
     conversation = await world.open()
     big = "€" * 4000  # 12 KB a message, so buffers fill after a few dozen

@@ -71,6 +71,12 @@ async def test_fifty_senders_and_both_readers_keep_seqs_and_counters_exact(
     try:
         async with asyncio.timeout(60):
             sent_seqs = await asyncio.gather(*(sender(n) for n in range(SENDERS)))
+    except TimeoutError:
+        activity = await world.pool.fetch(
+            "SELECT pid, state, wait_event_type, wait_event, left(query, 80) AS query"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        pytest.fail("senders stuck; sessions: " + "; ".join(str(dict(r)) for r in activity))
     finally:
         sending = False
         reads = await asyncio.gather(*readers)
