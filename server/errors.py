@@ -91,7 +91,8 @@ class ClientMsgIdConflict(ParleyError):
 
 
 class Unavailable(ParleyError):
-    """The database cannot be reached right now; nothing was committed. Retry later."""
+    """The database cannot be reached right now. Retry later: for a send, with the same
+    client_msg_id (if its commit did land before the connection died, the retry says so)."""
 
     code = "unavailable"
     retryable = True

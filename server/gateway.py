@@ -1,8 +1,8 @@
-"""One WebSocket's life: Origin check, hello, then a reader and a writer until it closes.
+"""One WebSocket's life: Origin check, hello, then requests in order until it closes.
 
-Requests on one socket are handled in order; replies and events share one bounded outbox
-that a writer task drains. A client that stops reading fills its outbox and is closed
-(4420); pushing to it never waits, so it cannot slow anyone else.
+Replies and events share one bounded outbox, drained by a writer task that exists only while
+frames wait. A client that stops reading fills its outbox and is closed (4420); pushing to it
+never waits, so it cannot slow anyone else.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ CLOSE_TIMEOUT_SECONDS: Final = 1.0
 FLUSH_TIMEOUT_SECONDS: Final = 5.0
 MAX_SYNC_MESSAGES: Final = 100  # per conversation per sync; has_more says to ask again
 
-# Errors that mean "the database cannot be reached": retryable, nothing was committed.
+# Errors that mean "the database cannot be reached": retryable, and no ok was sent. (A write
+# whose commit landed just before its connection died is answered unavailable too; retrying
+# with the same client_msg_id then answers replayed.)
 # InternalClientError belongs here too: asyncpg raises it from a connection whose session
 # the server terminated mid-operation (MagicStack/asyncpg#784, #1069); the pool replaces it.
 DATABASE_DOWN: Final = (
