@@ -21,10 +21,10 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -100,9 +100,12 @@ async def parley(
         await process.stop()
 
 
+def _bench_token(user: int) -> str:
+    return issue_token(Settings(jwt_secret=BENCH_SECRET), user, 7200)
+
+
 def parley_target(process: GatewayProcess) -> loadgen.ParleyTarget:
-    settings = Settings(jwt_secret=BENCH_SECRET)
-    return loadgen.ParleyTarget(process.ws_url, lambda user: issue_token(settings, user, 7200))
+    return loadgen.ParleyTarget(process.ws_url, _bench_token)
 
 
 async def pgbench(
@@ -227,22 +230,6 @@ class PeerProcess(GatewayProcess):
         await self._spawn(argv, "Uvicorn running on", env)
 
 
-async def socketio_run(
-    dsn: str, redis_url: str, pairs: list[Pair], seconds: float
-) -> loadgen.Measurements:
-    env = {"DATABASE_URL": dsn, "REDIS_URL": redis_url, "PEER_JWT_SECRET": BENCH_SECRET}
-    process = PeerProcess("bench.peers.socketio_peer:app", env)
-    await process.start()
-    try:
-        settings = Settings(jwt_secret=BENCH_SECRET)
-        target = loadgen.SocketIOTarget(
-            f"ws://127.0.0.1:{process.port}", lambda user: issue_token(settings, user, 7200)
-        )
-        return await load(target, pairs, 1, seconds)
-    finally:
-        await process.stop()
-
-
 def summary(m: loadgen.Measurements) -> dict[str, Any]:
     ms = 1000.0
     return {
@@ -300,20 +287,35 @@ async def throughput(
     return rows
 
 
-async def channels_run(
-    dsn: str, redis_url: str, pairs: list[Pair], seconds: float
+async def peer_run(
+    app: str,
+    make_target: Callable[[int], loadgen.Target],
+    dsn: str,
+    redis_url: str,
+    pairs: list[Pair],
+    seconds: float,
 ) -> loadgen.Measurements:
+    """Run the peer ``app`` under uvicorn and drive it through ``make_target(port)``."""
     env = {"DATABASE_URL": dsn, "REDIS_URL": redis_url, "PEER_JWT_SECRET": BENCH_SECRET}
-    process = PeerProcess("bench.peers.channels_peer:application", env)
+    process = PeerProcess(app, env)
     await process.start()
     try:
-        settings = Settings(jwt_secret=BENCH_SECRET)
-        target = loadgen.ParleyTarget(  # the Channels peer speaks Parley's JSON frames
-            f"ws://127.0.0.1:{process.port}/ws", lambda user: issue_token(settings, user, 7200)
-        )
-        return await load(target, pairs, 1, seconds)
+        return await load(make_target(process.port), pairs, 1, seconds)
     finally:
         await process.stop()
+
+
+PEERS: Final[dict[str, tuple[str, Callable[[int], loadgen.Target]]]] = {
+    "socketio": (
+        "bench.peers.socketio_peer:app",
+        lambda port: loadgen.SocketIOTarget(f"ws://127.0.0.1:{port}", _bench_token),
+    ),
+    # The Channels peer speaks Parley's JSON frames, so Parley's target drives it.
+    "channels": (
+        "bench.peers.channels_peer:application",
+        lambda port: loadgen.ParleyTarget(f"ws://127.0.0.1:{port}/ws", _bench_token),
+    ),
+}
 
 
 async def peers(admin_dsn: str, concurrency: list[int], seconds: float) -> list[dict[str, Any]]:
@@ -326,10 +328,10 @@ async def peers(admin_dsn: str, concurrency: list[int], seconds: float) -> list[
             ours = await parley_run(dsn, pairs, 1, seconds, redis_url=redis.url)
             ours_p99 = loadgen.percentile(ours.deliver_seconds, 0.99)
             row: dict[str, Any] = {"clients": clients, "parley": summary(ours)}
-            for name, run in (("socketio", socketio_run), ("channels", channels_run)):
+            for name, (app, make_target) in PEERS.items():
                 dsn = await fresh_database(admin_dsn, DATABASE)
                 pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
-                theirs = await run(dsn, redis.url, pairs, seconds)
+                theirs = await peer_run(app, make_target, dsn, redis.url, pairs, seconds)
                 theirs_p99 = loadgen.percentile(theirs.deliver_seconds, 0.99)
                 row[name] = summary(theirs)
                 row[f"{name}_throughput_ratio"] = round(ours.throughput / theirs.throughput, 2)
