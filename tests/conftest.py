@@ -135,6 +135,7 @@ def redis_url() -> Iterator[str]:
         loop.run_until_complete(server.stop())
     finally:
         loop.close()
+        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 @pytest.fixture
