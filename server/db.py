@@ -90,12 +90,6 @@ class EmbeddedPostgres:
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         return str(self._server.get_uri("postgres"))
 
-    @property
-    def dsn(self) -> str:
-        if self._server is None:
-            raise RuntimeError("EmbeddedPostgres.start() has not been called")
-        return str(self._server.get_uri("postgres"))
-
     def stop(self) -> None:
         """Stop the server unless another process still holds a handle to it."""
         if self._server is not None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from server.broker.base import GAP_ALL, Broker, BrokerError, Envelope
+from server.broker.base import GAP_ALL, Broker, Envelope
 from server.broker.memory import MemoryBroker
 
-__all__ = ["GAP_ALL", "Broker", "BrokerError", "Envelope", "MemoryBroker", "broker_from_url"]
+__all__ = ["GAP_ALL", "Broker", "Envelope", "MemoryBroker", "broker_from_url"]
 
 
 def broker_from_url(url: str, prefix: str = "parley:") -> Broker:

@@ -21,10 +21,6 @@ class Envelope:
     payload: bytes
 
 
-class BrokerError(RuntimeError):
-    """The broker could not take a publish or subscription right now."""
-
-
 class Broker(abc.ABC):
     """A pub/sub backend. Publishes to channels nobody here subscribed to may be dropped."""
 
