@@ -578,39 +578,39 @@ def charts(docs: Path) -> list[Path]:
         path = RESULTS / f"{scenario}.json"
         return json.loads(path.read_text())["results"] if path.exists() else None
 
-    if (s1 := load("s1")) is not None:
+    def by_clients(
+        rows: list[dict[str, Any]], series: list[tuple[str, str, str]], title: str, name: str
+    ) -> None:
+        """Messages per second against clients: one line per (row key, label, style)."""
         figure, axes = plt.subplots(figsize=(6, 4))
-        clients = [row["clients"] for row in s1]
-        axes.plot(clients, [r["parley"]["messages_per_second"] for r in s1], "o-", label="Parley")
-        axes.plot(clients, [r["pgbench_tps"] for r in s1], "s--", label="pgbench (same insert)")
-        axes.set(
-            xscale="log",
-            xlabel="clients",
-            ylabel="messages per second",
-            title="S1: throughput over 1,000 conversations",
-        )
-        axes.set_xticks(clients, [str(c) for c in clients])
-        axes.legend()
-        written.append(_save_figure(figure, docs / "bench-s1-throughput.png"))
-    if (peer_rows := load("peers")) is not None:
-        figure, axes = plt.subplots(figsize=(6, 4))
-        clients = [row["clients"] for row in peer_rows]
-        for name, label, style in (
-            ("parley", "Parley", "o-"),
-            ("socketio", "python-socketio + AsyncRedisManager", "s--"),
-            ("channels", "Django Channels + channels_redis", "^:"),
-        ):
-            rates = [row[name]["messages_per_second"] for row in peer_rows]
+        clients = [row["clients"] for row in rows]
+        for key, label, style in series:
+            rates = [row[key] if key == "pgbench_tps" else row[key]["messages_per_second"]
+                     for row in rows]  # fmt: skip
             axes.plot(clients, rates, style, label=label)
-        axes.set(
-            xscale="log",
-            xlabel="clients",
-            ylabel="messages per second",
-            title="S1 against Python peers (all fan out through Redis)",
-        )
+        axes.set(xscale="log", xlabel="clients", ylabel="messages per second", title=title)
         axes.set_xticks(clients, [str(c) for c in clients])
         axes.legend()
-        written.append(_save_figure(figure, docs / "bench-peers-throughput.png"))
+        written.append(_save_figure(figure, docs / name))
+
+    if (s1 := load("s1")) is not None:
+        by_clients(
+            s1,
+            [("parley", "Parley", "o-"), ("pgbench_tps", "pgbench (same insert)", "s--")],
+            "S1: throughput over 1,000 conversations",
+            "bench-s1-throughput.png",
+        )
+    if (peer_rows := load("peers")) is not None:
+        by_clients(
+            peer_rows,
+            [
+                ("parley", "Parley", "o-"),
+                ("socketio", "python-socketio + AsyncRedisManager", "s--"),
+                ("channels", "Django Channels + channels_redis", "^:"),
+            ],
+            "S1 against Python peers (all fan out through Redis)",
+            "bench-peers-throughput.png",
+        )
     if (s3 := load("s3")) is not None:
         half = next(row for row in s3 if row["fraction"] == 0.5)
         figure, axes = plt.subplots(figsize=(6, 4))
