@@ -52,12 +52,14 @@ def logging_config(level: str, style: str) -> dict[str, Any]:
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "default",
+        "filters": ["per_connection"],
         "stream": "ext://sys.stderr",
     }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"per_connection": {"()": "server.logs.DropPerConnectionLines"}},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {

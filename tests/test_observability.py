@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import logging.config
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.logs import JsonFormatter, request_id
+from server.logs import JsonFormatter, logging_config, request_id
 from tests.clients import Gateway
 from tests.world import World
 
@@ -64,3 +66,34 @@ def test_log_lines_are_json_with_the_request_id() -> None:
     assert line["message"] == "db down: x"
     assert (line["level"], line["request_id"]) == ("warning", "9f2c41d07a1b3e55:7")
     assert "request_id" not in json.loads(formatter.format(record))
+
+
+def test_the_log_config_drops_uvicorns_per_socket_lines_and_keeps_the_rest() -> None:
+    stream = io.StringIO()
+    config = logging_config("info", "json")
+    config["handlers"]["default"]["stream"] = stream
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = [
+        (logger, logger.handlers[:], logger.level, logger.propagate)
+        for logger in map(logging.getLogger, names)
+    ]
+    try:
+        logging.config.dictConfig(config)
+        uvicorn = logging.getLogger("uvicorn.error")
+        uvicorn.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/ws")
+        uvicorn.info("connection open")
+        uvicorn.info("connection closed")
+        uvicorn.warning("connection open")  # a warning always passes
+        uvicorn.info("Application startup complete.")
+        logging.getLogger("server.gateway").info("connection open")  # not uvicorn's
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
+        ("uvicorn.error", "warning", "connection open"),
+        ("uvicorn.error", "info", "Application startup complete."),
+        ("server.gateway", "info", "connection open"),
+    ]
