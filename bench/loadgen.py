@@ -176,7 +176,10 @@ class Socket:
         self._reader: asyncio.Task[None] | None = None
 
     async def open(self, user_id: int) -> None:
-        self.connection = await connect(self.target.url, max_size=2**20, open_timeout=30)
+        # proxy=None: a loopback benchmark; looking up proxy settings per socket costs the storm.
+        self.connection = await connect(
+            self.target.url, max_size=2**20, open_timeout=30, proxy=None
+        )
         await self.target.handshake(self.connection, user_id)
         self._reader = asyncio.create_task(self._read())
 
@@ -281,6 +284,6 @@ async def stalled_socket(target: Target, user_id: int) -> ClientConnection:
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect((parts.hostname or "127.0.0.1", parts.port or 80))
-    connection = await connect(target.url, sock=raw, max_queue=1)
+    connection = await connect(target.url, sock=raw, max_queue=1, proxy=None)
     await target.handshake(connection, user_id)
     return connection
