@@ -14,13 +14,14 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from server import http, metrics
+from server import http, logs, metrics
 from server.broker import broker_from_url
 from server.config import Settings
 from server.db import EmbeddedPostgres, create_pool, ensure_database
 from server.gateway import Gateway, websocket_endpoint
 from server.hub import Hub
 from server.migrate import migrate
+from server.wsproto import ParleyWebSocketProtocol
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ async def resolve_database_url(settings: Settings, stack: contextlib.AsyncExitSt
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    logs.skip_unused_record_fields()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,7 +100,8 @@ class ParleyApp(Starlette):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn settings Parley depends on, shared by `parley serve` and the tests."""
     return {
-        "ws": "websockets-sansio",
+        # uvicorn's websockets-sansio protocol with less state per socket (server/wsproto.py).
+        "ws": ParleyWebSocketProtocol,
         "ws_max_size": settings.limits.max_frame_bytes,  # uvicorn's default is 16 MiB
         "ws_ping_interval": settings.ping_interval_seconds,
         "ws_ping_timeout": settings.ping_timeout_seconds,

@@ -42,6 +42,17 @@ class DropPerConnectionLines(logging.Filter):
         )
 
 
+def skip_unused_record_fields() -> None:
+    """Parley's lines never show the caller's file and line, the thread or the process, so
+    let logging skip finding them (the logging HOWTO's "Optimization"). uvicorn builds a
+    record for each connect even when the filter above drops it, and the caller lookup walks
+    the stack each time."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def logging_config(level: str, style: str) -> dict[str, Any]:
     """A dictConfig for Parley and uvicorn alike: JSON lines (style "json") or plain text."""
     formatter: dict[str, Any] = (

@@ -1,0 +1,108 @@
+"""uvicorn's sans-I/O WebSocket protocol, lighter per socket.
+
+An idle, authenticated socket is mostly uvicorn's per-connection state (bench S4). Two
+parts of it are sized for more than a WebSocket uses:
+
+- the receive queue is an ``asyncio.Queue`` (three deques and an Event, about 3 KiB), yet
+  uvicorn pauses reading after every frame until the app takes it, so it holds one frame
+  and perhaps a disconnect, for one reader;
+- the handshake's request and response (every header, parsed twice) stay referenced for
+  the socket's life although nothing reads them after the 101.
+
+This subclass swaps the first for a list with one waiter and drops the second once the
+handshake is answered: about 4.5 KiB less per socket. It relies on uvicorn's attribute
+names (``queue``, ``writable``, ``request``, ``response``), hence the version range in
+pyproject.toml; tests/test_wsproto.py checks them against the installed uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+
+class Inbox:
+    """The part of ``asyncio.Queue`` uvicorn uses (put_nowait, get, empty), for one reader."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[ASGIReceiveEvent] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: ASGIReceiveEvent) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> ASGIReceiveEvent:
+        while not self._items:
+            if self._waiter is not None:
+                raise RuntimeError("Inbox has one reader; another is already waiting")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class Gate:
+    """``asyncio.Event`` (set, clear, is_set, wait) without a deque until someone waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+        writable = Gate()
+        writable.set()
+        self.writable = writable  # type: ignore[assignment]
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The 101 is on its way; uvicorn reads neither object again.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]

@@ -1,0 +1,90 @@
+"""The lighter WebSocket protocol: its two small replacements, and the uvicorn internals it
+relies on, checked against the uvicorn that is installed. (Every gateway test runs it.)"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+
+import pytest
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+
+from server.wsproto import Gate, Inbox, ParleyWebSocketProtocol
+
+
+async def test_inbox_hands_out_items_in_order_and_wakes_its_reader() -> None:
+    inbox = Inbox()
+    assert inbox.empty()
+    reader = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)  # let the reader start waiting
+    assert not reader.done()
+    inbox.put_nowait({"type": "websocket.connect"})
+    inbox.put_nowait({"type": "websocket.receive", "text": "a"})
+    assert await asyncio.wait_for(reader, 1) == {"type": "websocket.connect"}
+    assert inbox.qsize() == 1
+    assert await inbox.get() == {"type": "websocket.receive", "text": "a"}
+    assert inbox.empty()
+
+
+async def test_inbox_refuses_a_second_reader_and_survives_a_cancelled_one() -> None:
+    inbox = Inbox()
+    first = asyncio.create_task(inbox.get())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="one reader"):
+        await inbox.get()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    assert await asyncio.wait_for(inbox.get(), 1) == {"type": "websocket.disconnect", "code": 1000}
+
+
+async def test_gate_behaves_like_an_event() -> None:
+    gate = Gate()
+    assert not gate.is_set()
+    waiters = [asyncio.create_task(gate.wait()) for _ in range(3)]
+    cancelled = asyncio.create_task(gate.wait())
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    cancelled.cancel()
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    assert gate.is_set()
+    await asyncio.wait_for(gate.wait(), 1)  # set: returns at once
+    gate.clear()
+    late = asyncio.create_task(gate.wait())
+    await asyncio.sleep(0)
+    assert not late.done()
+    gate.set()
+    await asyncio.wait_for(late, 1)
+
+
+async def test_the_protocol_swaps_in_both_and_starts_writable() -> None:
+    config = uvicorn.Config(app=lambda scope, receive, send: None, ws=ParleyWebSocketProtocol)
+    config.load()
+    protocol = ParleyWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
+    assert isinstance(protocol.queue, Inbox)
+    assert isinstance(protocol.writable, Gate)
+    assert protocol.writable.is_set()
+
+
+def test_uvicorn_uses_no_more_of_the_queue_and_event_than_they_offer() -> None:
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    queue_calls = set(re.findall(r"self\.queue\.(\w+)", source))
+    writable_calls = set(re.findall(r"self\.writable\.(\w+)", source))
+    assert queue_calls <= {"put_nowait", "get", "empty", "qsize"}
+    assert "get" in queue_calls
+    assert writable_calls <= {"set", "clear", "wait", "is_set"}
+    assert "wait" in writable_calls
+    # request and response: set when the handshake arrives, read only until it is answered.
+    assert re.findall(r"self\.request\b.*", source) == ["self.request = event"]
+    readers = {
+        name
+        for name, member in inspect.getmembers(WebSocketsSansIOProtocol, inspect.isfunction)
+        if "self.response" in inspect.getsource(member)
+    }
+    assert readers == {"handle_connect", "send"}
+    assert "self.handshake_complete = True" in inspect.getsource(WebSocketsSansIOProtocol.send)
