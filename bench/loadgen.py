@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import socket
 import time
 from collections import Counter
@@ -247,9 +248,13 @@ async def drive(
             if on_progress is not None:
                 on_progress(1)
 
+    # Fixed rate: each sender sends at Poisson-distributed moments (exponential gaps), as
+    # pgbench --rate schedules its transactions, so the senders do not fire in lockstep.
+    arrivals = random.Random(5)
+
     async def scheduled(socket: Socket, conversations: list[int], interval: float) -> None:
         in_flight: set[asyncio.Task[None]] = set()
-        next_at = time.perf_counter()
+        next_at = time.perf_counter() + arrivals.expovariate(1 / interval)
         for conversation_id in itertools.cycle(conversations):
             now = time.perf_counter()
             if now >= deadline:
@@ -259,7 +264,7 @@ async def drive(
             task = asyncio.create_task(socket.send(conversation_id, f"b{next(_ids)}"))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
-            next_at += interval
+            next_at += arrivals.expovariate(1 / interval)
         await asyncio.gather(*in_flight)
 
     if rate is None:
