@@ -10,9 +10,17 @@ parts of it are sized for more than a WebSocket uses:
   the socket's life although nothing reads them after the 101.
 
 This subclass swaps the first for a list with one waiter and drops the second once the
-handshake is answered: about 4.5 KiB less per socket. It relies on uvicorn's attribute
-names (``queue``, ``writable``, ``request``, ``response``), hence the version range in
-pyproject.toml; tests/test_wsproto.py checks them against the installed uvicorn.
+handshake is answered: about 4.5 KiB less per socket (S4: 23.1 -> 17.1 KiB).
+
+It also corks: uvicorn writes each frame to the socket at once, one system call and one
+wake-up of the client per frame. Here a frame is framed at once and written at the end of
+the event loop's turn, together with every other frame for that socket framed in the same
+turn (an ack and the events after it; a batch's messages to one device). Order is kept:
+anything uvicorn writes itself (a close, a pong) takes the pending frames with it, first.
+
+It relies on uvicorn's attribute names (``queue``, ``writable``, ``request``, ``response``,
+``conn``, ``handshake_complete``), hence the lower bound in pyproject.toml;
+tests/test_wsproto.py checks them against the installed uvicorn.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import asyncio
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 
 class Inbox:
@@ -99,10 +109,46 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
         writable = Gate()
         writable.set()
         self.writable = writable  # type: ignore[assignment]
+        self._flush_scheduled = False
 
     async def send(self, message: ASGISendEvent) -> None:
+        if (
+            message["type"] == "websocket.send"
+            and self.handshake_complete
+            and not self.close_sent
+            and self.initial_response is None
+        ):
+            await self._send_corked(message)
+            return
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # The 101 is on its way; uvicorn reads neither object again.
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+
+    async def _send_corked(self, message: ASGISendEvent) -> None:
+        """Frame the message now, write it (with every other frame framed in this turn of the
+        event loop) once the turn ends: one write and one wake-up of the client for an ack
+        and the events that follow it, or for a batch's messages to one socket."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        try:
+            data, text = message.get("bytes"), message.get("text")
+            if isinstance(data, bytes):
+                self.conn.send_binary(data)
+            elif isinstance(text, str):
+                self.conn.send_text(text.encode())
+        except InvalidState:
+            raise ClientDisconnected() from None
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        # uvicorn writes whatever the connection has framed (a close, a pong) the same way,
+        # so frames framed here and not yet flushed go out first and in order.
+        output = self.conn.data_to_send()
+        if output and not self.transport.is_closing():
+            self.transport.write(b"".join(output))

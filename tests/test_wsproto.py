@@ -6,13 +6,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+from typing import ClassVar
 
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from server.wsproto import Gate, Inbox, ParleyWebSocketProtocol
+from tests.servers import serve
 
 
 async def test_inbox_hands_out_items_in_order_and_wakes_its_reader() -> None:
@@ -88,3 +95,49 @@ def test_uvicorn_uses_no_more_of_the_queue_and_event_than_they_offer() -> None:
     }
     assert readers == {"handle_connect", "send"}
     assert "self.handshake_complete = True" in inspect.getsource(WebSocketsSansIOProtocol.send)
+
+
+class _CountingProtocol(ParleyWebSocketProtocol):
+    """Counts the writes to the socket from the handshake's answer on."""
+
+    writes: ClassVar[list[int]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        write = transport.write
+
+        def counted(data: bytes | bytearray | memoryview) -> None:
+            if self.handshake_complete:
+                _CountingProtocol.writes.append(len(data))
+            write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+
+
+async def test_frames_sent_in_one_turn_leave_in_one_write_in_order_before_the_close() -> None:
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        for n in range(3):  # one turn of the loop: no await that suspends in between
+            await websocket.send_text(f"frame {n}")
+        await websocket.close(4000, "done")
+
+    _CountingProtocol.writes.clear()
+    starlette = Starlette(routes=[WebSocketRoute("/ws", app)])
+    async with (
+        serve(
+            starlette, ws=_CountingProtocol, ws_per_message_deflate=False, lifespan="off"
+        ) as server,
+        connect(server.ws_url, proxy=None) as client,
+    ):
+        await client.send("go")
+        received = [await asyncio.wait_for(client.recv(), 5) for _ in range(3)]
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(client.recv(), 5)
+    assert received == ["frame 0", "frame 1", "frame 2"]
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "done")
+    # After the 101, one write: the three frames (2-byte header, 7-byte text) and, framed in
+    # the same turn, the close (header, code, "done") after them.
+    assert _CountingProtocol.writes[1:] == [3 * (2 + 7) + (2 + 2 + 4)]
