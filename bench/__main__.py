@@ -420,15 +420,17 @@ async def idle_connections(admin_dsn: str, count: int) -> dict[str, Any]:
         target = parley_target(process)
         warm = loadgen.Socket(target, m)
         await warm.open(BUYER_BASE)  # one socket first: imports and caches are not per socket
-        for n in range(count):  # clients arrive with their tokens: not part of the storm
-            _bench_token(BUYER_BASE + 1 + n)
         before = server.memory_info().rss
-        sockets = [loadgen.Socket(target, m) for _ in range(count)]
+        hellos = [  # clients arrive with their tokens: not part of the storm
+            json.dumps({"type": "hello", "id": "h", "token": _bench_token(BUYER_BASE + 1 + n)})
+            for n in range(count)
+        ]
+        devices: list[loadgen.IdleDevice] = []
         gate = asyncio.Semaphore(256)  # the client side's own limit on handshakes in flight
 
         async def open_one(n: int) -> None:
             async with gate:
-                await sockets[n].open(BUYER_BASE + 1 + n)
+                devices.append(await loadgen.IdleDevice.open(process.ws_url, hellos[n]))
 
         samples = [(0, before)]
         started = time.perf_counter()
@@ -438,8 +440,9 @@ async def idle_connections(admin_dsn: str, count: int) -> dict[str, Any]:
         storm = time.perf_counter() - started
         after = server.memory_info().rss
         per_connection = (after - before) / count
-        for socket in [warm, *sockets]:
-            await socket.close()
+        for device in devices:
+            device.close()
+        await warm.close()
     print(
         f"S4 {count} idle connections: {per_connection / 1024:.1f} KiB RSS each, "
         f"storm {storm:.2f} s ({count / storm:.0f} hellos/s)",
@@ -690,6 +693,7 @@ async def main(args: argparse.Namespace) -> int:
                 result = await peers(admin_dsn, concurrency, args.seconds)
             else:
                 [result] = await throughput(admin_dsn, [4], args.seconds, hot=False)
+                result["idle"] = await idle_connections(admin_dsn, 50)
             print(f"results: {save(scenario, result, args.seconds)}")
         finally:
             await drop_database(admin_dsn, DATABASE)

@@ -17,12 +17,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -292,3 +296,67 @@ async def stalled_socket(target: Target, user_id: int) -> ClientConnection:
     connection = await connect(target.url, sock=raw, max_queue=1, proxy=None)
     await target.handshake(connection, user_id)
     return connection
+
+
+class IdleDevice(asyncio.Protocol):
+    """A device that connects, says hello and then only answers pings: S4's ten thousand.
+
+    websockets' sans-I/O client on a bare asyncio protocol, without the reader task and
+    keepalive timer each full client carries, so that the storm measures the server more
+    than the load generator sharing its cores.
+    """
+
+    def __init__(self, url: str, hello: str) -> None:
+        self._conn = ClientProtocol(parse_uri(url))
+        self._hello = hello
+        self._transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def open(cls, url: str, hello: str) -> IdleDevice:
+        parts = urlsplit(url)
+        loop = asyncio.get_running_loop()
+        _, device = await loop.create_connection(
+            lambda: cls(url, hello), parts.hostname or "127.0.0.1", parts.port or 80
+        )
+        await asyncio.wait_for(device.ready, 30)
+        return device
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._conn.send_request(self._conn.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self._conn.receive_data(data)
+        for event in self._conn.events_received():
+            if isinstance(event, Response):
+                if self._conn.handshake_exc is not None:
+                    self._fail(self._conn.handshake_exc)
+                else:
+                    self._conn.send_text(self._hello.encode())
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                reply = _decode(event.data)
+                if reply.get("type") == "ok":
+                    if not self.ready.done():
+                        self.ready.set_result(None)
+                else:
+                    self._fail(RuntimeError(f"hello refused: {reply}"))
+        self._flush()  # the sans-I/O protocol answers pings by itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionError("closed before the hello was answered"))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _fail(self, error: BaseException) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(error)
+
+    def _flush(self) -> None:
+        assert self._transport is not None
+        for chunk in self._conn.data_to_send():
+            if chunk:
+                self._transport.write(chunk)

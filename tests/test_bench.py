@@ -34,3 +34,5 @@ async def test_a_short_bench_run_measures_parley_and_pgbench(postgres_admin_dsn:
     assert row["parley"]["acked"] > 0
     assert row["parley"]["delivered"] == row["parley"]["acked"]
     assert row["pgbench_tps"] > 0
+    assert row["idle"]["connections"] == 50  # S4's idle devices all said hello
+    assert row["idle"]["storm_seconds"] > 0
