@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -102,7 +101,6 @@ async def parley(
         await process.stop()
 
 
-@functools.cache
 def _bench_token(user: int) -> str:
     return issue_token(Settings(jwt_secret=BENCH_SECRET), user, 7200)
 
@@ -421,10 +419,8 @@ async def idle_connections(admin_dsn: str, count: int) -> dict[str, Any]:
         warm = loadgen.Socket(target, m)
         await warm.open(BUYER_BASE)  # one socket first: imports and caches are not per socket
         before = server.memory_info().rss
-        hellos = [  # clients arrive with their tokens: not part of the storm
-            json.dumps({"type": "hello", "id": "h", "token": _bench_token(BUYER_BASE + 1 + n)})
-            for n in range(count)
-        ]
+        # Clients arrive with their tokens: signing them is not part of the storm.
+        hellos = [target.hello(BUYER_BASE + 1 + n) for n in range(count)]
         devices: list[loadgen.IdleDevice] = []
         gate = asyncio.Semaphore(256)  # the client side's own limit on handshakes in flight
 

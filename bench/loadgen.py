@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -48,18 +48,22 @@ class Target(Protocol):
         ("ping", what to answer, None) or ("other", None, None)."""
 
 
+def check_hello_reply(reply: dict[str, Any]) -> None:
+    if reply.get("type") != "ok":
+        raise RuntimeError(f"hello refused: {reply}")
+
+
 @dataclass
 class ParleyTarget:
     url: str
     token: Callable[[int], str]
 
+    def hello(self, user_id: int) -> str:
+        return _encode({"type": "hello", "id": "h", "token": self.token(user_id)}).decode()
+
     async def handshake(self, connection: ClientConnection, user_id: int) -> None:
-        await connection.send(
-            _encode({"type": "hello", "id": "h", "token": self.token(user_id)}).decode()
-        )
-        reply = _decode(await connection.recv())
-        if reply.get("type") != "ok":
-            raise RuntimeError(f"hello refused: {reply}")
+        await connection.send(self.hello(user_id))
+        check_hello_reply(_decode(await connection.recv()))
 
     def send(self, frame_id: str, conversation_id: int, client_msg_id: str) -> str:
         return _encode(
@@ -336,12 +340,13 @@ class IdleDevice(asyncio.Protocol):
                 else:
                     self._conn.send_text(self._hello.encode())
             elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                reply = _decode(event.data)
-                if reply.get("type") == "ok":
+                try:
+                    check_hello_reply(_decode(event.data))
+                except RuntimeError as error:
+                    self._fail(error)
+                else:
                     if not self.ready.done():
                         self.ready.set_result(None)
-                else:
-                    self._fail(RuntimeError(f"hello refused: {reply}"))
         self._flush()  # the sans-I/O protocol answers pings by itself
 
     def connection_lost(self, exc: Exception | None) -> None:
