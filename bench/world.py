@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server import store
-from server.db import create_pool, drop_database, ensure_database
-from server.migrate import migrate
+from parley import store
+from parley.db import create_pool, drop_database, ensure_database
+from parley.migrate import migrate
 
 BUYER_BASE, SELLER_BASE, PRODUCT_BASE = 100_000, 200_000, 300_000
 

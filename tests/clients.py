@@ -12,10 +12,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.auth import issue_token
-from server.config import Settings
-from server.gateway import Gateway as ServerGateway
-from server.hub import Hub
+from parley.auth import issue_token
+from parley.config import Settings
+from parley.gateway import Gateway as ServerGateway
+from parley.hub import Hub
 from tests.servers import RunningServer
 
 Frame = dict[str, Any]

@@ -21,11 +21,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server import store
-from server.app import create_app, uvicorn_options
-from server.config import Limits, Settings
-from server.db import EmbeddedPostgres, create_pool, drop_database, ensure_database
-from server.migrate import migrate
+from parley import store
+from parley.app import create_app, uvicorn_options
+from parley.config import Limits, Settings
+from parley.db import EmbeddedPostgres, create_pool, drop_database, ensure_database
+from parley.migrate import migrate
 from tests.clients import Gateway
 from tests.servers import serve
 from tests.services import RedisServer

@@ -137,7 +137,7 @@ class GatewayProcess(_Process):
     async def start(self, *args: str) -> None:
         self.args = args or self.args
         env = os.environ | self.env | {"PORT": str(self.port), "PARLEY_LOG_LEVEL": "info"}
-        argv = [sys.executable, "-m", "server.cli", "serve", *self.args]
+        argv = [sys.executable, "-m", "parley.cli", "serve", *self.args]
         if "--workers" in self.args:
             # The supervisor listens before its workers start; ready once every one is.
             workers = int(self.args[self.args.index("--workers") + 1])

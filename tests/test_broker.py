@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from server.broker import Broker, Envelope, MemoryBroker, broker_from_url
-from server.broker.redis import RedisBroker
-from server.hub import Hub, user_channel
+from parley.broker import Broker, Envelope, MemoryBroker, broker_from_url
+from parley.broker.redis import RedisBroker
+from parley.hub import Hub, user_channel
 
 
 class Recorder:

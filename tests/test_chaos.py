@@ -22,9 +22,9 @@ import asyncpg
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from server import store
-from server.auth import issue_token
-from server.config import Settings
+from parley import store
+from parley.auth import issue_token
+from parley.config import Settings
 from tests.conftest import JWT_SECRET
 from tests.services import GatewayProcess, redis_server
 from tests.test_scale_out import gateway_env

@@ -14,7 +14,7 @@ import httpx
 from tests.clients import Gateway, open_client
 from tests.conftest import JWT_SECRET
 
-PARLEY = [sys.executable, "-m", "server.cli"]
+PARLEY = [sys.executable, "-m", "parley.cli"]
 
 
 def free_port() -> int:

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server import store
-from server.db import create_pool, ensure_database
-from server.migrate import migrate
+from parley import store
+from parley.db import create_pool, ensure_database
+from parley.migrate import migrate
 from tests.clients import Client
 from tests.conftest import gateway_settings, running_gateway
 from tests.services import OwnPostgres

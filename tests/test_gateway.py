@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server import store
+from parley import store
 from tests.clients import Gateway
 from tests.conftest import gateway_settings, running_gateway
 from tests.world import World, table_snapshot

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from server import store
-from server.app import create_app
-from server.config import Settings
+from parley import store
+from parley.app import create_app
+from parley.config import Settings
 from tests.clients import Gateway
 from tests.conftest import gateway_settings, running_gateway
 from tests.servers import serve

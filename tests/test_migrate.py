@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from server.db import drop_database, ensure_database
-from server.migrate import MigrationError, discover, migrate, sql_dir
+from parley.db import drop_database, ensure_database
+from parley.migrate import MigrationError, discover, migrate, sql_dir
 
 
 @pytest.fixture

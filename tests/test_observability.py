@@ -10,7 +10,7 @@ import logging.config
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.logs import JsonFormatter, logging_config, request_id
+from parley.logs import JsonFormatter, logging_config, request_id
 from tests.clients import Gateway
 from tests.world import World
 
@@ -85,7 +85,7 @@ def test_the_log_config_drops_uvicorns_per_socket_lines_and_keeps_the_rest() -> 
         uvicorn.info("connection closed")
         uvicorn.warning("connection open")  # a warning always passes
         uvicorn.info("Application startup complete.")
-        logging.getLogger("server.gateway").info("connection open")  # not uvicorn's
+        logging.getLogger("parley.gateway").info("connection open")  # not uvicorn's
     finally:
         for logger, handlers, level, propagate in saved:
             logger.handlers[:] = handlers
@@ -95,5 +95,5 @@ def test_the_log_config_drops_uvicorns_per_socket_lines_and_keeps_the_rest() -> 
     assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
         ("uvicorn.error", "warning", "connection open"),
         ("uvicorn.error", "info", "Application startup complete."),
-        ("server.gateway", "info", "connection open"),
+        ("parley.gateway", "info", "connection open"),
     ]

@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from server import errors, gateway, protocol
-from server.models import Message
+from parley import errors, gateway, protocol
+from parley.models import Message
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
 
@@ -57,7 +57,7 @@ def test_every_close_code_is_documented_and_nothing_else() -> None:
 
 
 def test_every_limit_is_documented() -> None:
-    from server.config import Limits
+    from parley.config import Limits
 
     text = section("Limits")
     missing = [name for name in Limits.__dataclass_fields__ if f"`{name}`" not in text]

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server import store
+from parley import store
 
 USERS, CONVERSATIONS, MESSAGES_PER_CONVERSATION = 5_000, 50_000, 4
 ME = 42  # a busy user: buyer in some conversations, seller in others

@@ -14,9 +14,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
-from server import store
-from server.auth import issue_token
-from server.config import Settings
+from parley import store
+from parley.auth import issue_token
+from parley.config import Settings
 from tests.clients import Client, open_client
 from tests.conftest import JWT_SECRET
 from tests.services import GatewayProcess, redis_server
@@ -69,7 +69,7 @@ async def test_more_than_one_worker_needs_redis(database_url: str) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server.cli",
+        "parley.cli",
         "serve",
         "--workers",
         "2",

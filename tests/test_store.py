@@ -7,9 +7,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from server import store
-from server.config import Limits
-from server.errors import (
+from parley import store
+from parley.config import Limits
+from parley.errors import (
     ClientMsgIdConflict,
     ContentTooLong,
     EmptyContent,

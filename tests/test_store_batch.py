@@ -7,10 +7,10 @@ import random
 
 import asyncpg
 
-from server import store
-from server.errors import ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
-from server.models import SentMessage
-from server.store import SendRequest
+from parley import store
+from parley.errors import ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
+from parley.models import SentMessage
+from parley.store import SendRequest
 from tests.world import World, conversation_row
 
 
@@ -75,7 +75,7 @@ async def test_badges_for_many_recipients_in_one_query(world: World) -> None:
 async def test_concurrent_batches_single_sends_and_reads_stay_exact(
     world: World, database_url: str
 ) -> None:
-    from server.db import create_pool
+    from parley.db import create_pool
 
     pool: asyncpg.Pool = await create_pool(database_url, min_size=10, max_size=10)
     try:

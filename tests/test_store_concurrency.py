@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from server import store
-from server.db import create_pool
+from parley import store
+from parley.db import create_pool
 from tests.world import World, conversation_row
 
 SENDERS = 50

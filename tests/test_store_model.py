@@ -28,9 +28,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from server import store
-from server.db import create_pool
-from server.errors import NotFound, OwnProduct, ProductUnavailable
+from parley import store
+from parley.db import create_pool
+from parley.errors import NotFound, OwnProduct, ProductUnavailable
 from tests.conftest import TABLES
 
 T = TypeVar("T")

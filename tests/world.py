@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from server import store
-from server.models import Conversation, Product, SentMessage, User
+from parley import store
+from parley.models import Conversation, Product, SentMessage, User
 
 _client_ids = itertools.count(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.broker.base import Broker, Envelope
+from parley.broker.base import Broker, Envelope
 
 
 class MemoryBroker(Broker):

@@ -56,7 +56,7 @@ def skip_unused_record_fields() -> None:
 def logging_config(level: str, style: str) -> dict[str, Any]:
     """A dictConfig for Parley and uvicorn alike: JSON lines (style "json") or plain text."""
     formatter: dict[str, Any] = (
-        {"()": "server.logs.JsonFormatter"}
+        {"()": "parley.logs.JsonFormatter"}
         if style == "json"
         else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     )
@@ -70,7 +70,7 @@ def logging_config(level: str, style: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "filters": {"per_connection": {"()": "server.logs.DropPerConnectionLines"}},
+        "filters": {"per_connection": {"()": "parley.logs.DropPerConnectionLines"}},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {

@@ -1,7 +1,7 @@
 """The broker interface: per-channel pub/sub between gateway processes.
 
 Modelled on encode/broadcaster: a thin backend per URL scheme behind seven methods. The
-hub (server/hub.py) owns local fan-out; a backend only moves opaque payloads.
+hub (parley/hub.py) owns local fan-out; a backend only moves opaque payloads.
 """
 
 from __future__ import annotations

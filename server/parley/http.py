@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server import metrics, protocol, store
-from server.errors import (
+from parley import metrics, protocol, store
+from parley.errors import (
     ClientMsgIdConflict,
     Forbidden,
     InvalidArgument,
@@ -23,9 +23,9 @@ from server.errors import (
     ParleyError,
     ProductUnavailable,
 )
-from server.gateway import DATABASE_DOWN
-from server.hub import Hub
-from server.models import ProductStatus
+from parley.gateway import DATABASE_DOWN
+from parley.hub import Hub
+from parley.models import ProductStatus
 
 READY_TIMEOUT_SECONDS = 2.0
 Body = TypeVar("Body")

@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Final
 import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server import metrics, protocol, store
-from server.auth import TokenVerifier
-from server.batching import SendBatcher
-from server.config import Settings
-from server.errors import (
+from parley import metrics, protocol, store
+from parley.auth import TokenVerifier
+from parley.batching import SendBatcher
+from parley.config import Settings
+from parley.errors import (
     BinaryFrame,
     InvalidFrame,
     NotFound,
@@ -34,9 +34,9 @@ from server.errors import (
     Unauthorized,
     Unavailable,
 )
-from server.hub import Hub, TooManyConnections
-from server.logs import request_id
-from server.models import Conversation, User
+from parley.hub import Hub, TooManyConnections
+from parley.logs import request_id
+from parley.models import Conversation, User
 
 log = logging.getLogger(__name__)
 

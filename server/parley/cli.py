@@ -20,14 +20,14 @@ import uvicorn
 from prometheus_client import multiprocess
 from uvicorn._subprocess import get_subprocess
 
-from server import store
-from server.app import resolve_database_url, uvicorn_options
-from server.auth import issue_token
-from server.config import ConfigError, Settings
-from server.db import EmbeddedPostgres, create_pool, ensure_database
-from server.gateway import Gateway
-from server.logs import logging_config
-from server.migrate import MigrationError, migrate
+from parley import store
+from parley.app import resolve_database_url, uvicorn_options
+from parley.auth import issue_token
+from parley.config import ConfigError, Settings
+from parley.db import EmbeddedPostgres, create_pool, ensure_database
+from parley.gateway import Gateway
+from parley.logs import logging_config
+from parley.migrate import MigrationError, migrate
 
 log = logging.getLogger("parley")
 
@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             stack.callback(embedded.stop)
             os.environ["DATABASE_URL"] = asyncio.run(ensure_database(admin_dsn, "parley"))
         config = uvicorn.Config(
-            "server.app:create_app",
+            "parley.app:create_app",
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,

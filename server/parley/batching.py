@@ -10,12 +10,12 @@ from typing import Any
 
 import asyncpg
 
-from server import metrics, protocol, store
-from server.config import Limits
-from server.errors import ParleyError
-from server.hub import Hub
-from server.models import SentMessage
-from server.store import SendRequest
+from parley import metrics, protocol, store
+from parley.config import Limits
+from parley.errors import ParleyError
+from parley.hub import Hub
+from parley.models import SentMessage
+from parley.store import SendRequest
 
 log = logging.getLogger(__name__)
 

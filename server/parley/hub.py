@@ -13,8 +13,8 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from server import metrics, protocol
-from server.broker import GAP_ALL, Broker, Envelope
+from parley import metrics, protocol
+from parley.broker import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from server.errors import BadJson, InvalidFrame, UnknownType
-from server.models import Conversation, Message, User
+from parley.errors import BadJson, InvalidFrame, UnknownType
+from parley.models import Conversation, Message, User
 
 FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
 ConversationId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]

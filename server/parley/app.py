@@ -14,14 +14,14 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from server import http, logs, metrics
-from server.broker import broker_from_url
-from server.config import Settings
-from server.db import EmbeddedPostgres, create_pool, ensure_database
-from server.gateway import Gateway, websocket_endpoint
-from server.hub import Hub
-from server.migrate import migrate
-from server.wsproto import ParleyWebSocketProtocol
+from parley import http, logs, metrics
+from parley.broker import broker_from_url
+from parley.config import Settings
+from parley.db import EmbeddedPostgres, create_pool, ensure_database
+from parley.gateway import Gateway, websocket_endpoint
+from parley.hub import Hub
+from parley.migrate import migrate
+from parley.wsproto import ParleyWebSocketProtocol
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ParleyApp(Starlette):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn settings Parley depends on, shared by `parley serve` and the tests."""
     return {
-        # uvicorn's websockets-sansio protocol with less state per socket (server/wsproto.py).
+        # uvicorn's websockets-sansio protocol with less state per socket (parley/wsproto.py).
         "ws": ParleyWebSocketProtocol,
         "ws_max_size": settings.limits.max_frame_bytes,  # uvicorn's default is 16 MiB
         "ws_ping_interval": settings.ping_interval_seconds,

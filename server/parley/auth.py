@@ -11,8 +11,8 @@ from typing import Any
 
 import jwt
 
-from server.config import ConfigError, Settings
-from server.errors import Unauthorized
+from parley.config import ConfigError, Settings
+from parley.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 

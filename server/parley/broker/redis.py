@@ -22,8 +22,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from server import metrics
-from server.broker.base import GAP_ALL, Broker, Envelope
+from parley import metrics
+from parley.broker.base import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
 

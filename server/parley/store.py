@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 
-from server.config import Limits
-from server.errors import (
+from parley.config import Limits
+from parley.errors import (
     ClientMsgIdConflict,
     ContentTooLong,
     EmptyContent,
@@ -29,7 +29,7 @@ from server.errors import (
     ProductUnavailable,
     UnknownMessageType,
 )
-from server.models import (
+from parley.models import (
     MESSAGE_TYPES,
     Conversation,
     CounterDrift,

@@ -31,9 +31,10 @@ class Migration:
 
 
 def sql_dir() -> Path:
-    """The migrations: inside `server/` in a wheel, at the repository root in a checkout."""
+    """The migrations: inside the package in a wheel, at the repository root in a checkout
+    (server/parley/ -> sql/)."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / "sql", package.parent / "sql"):
+    for candidate in (package / "sql", package.parent.parent / "sql"):
         if candidate.is_dir():
             return candidate
     raise MigrationError(f"no sql/ directory next to {package}")
