@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -26,6 +26,7 @@ from parley.errors import (
 from parley.gateway import DATABASE_DOWN
 from parley.hub import Hub
 from parley.models import ProductStatus
+from parley.validation import MAX_ID, Id
 
 READY_TIMEOUT_SECONDS = 2.0
 Body = TypeVar("Body")
@@ -57,8 +58,6 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 # --- internal API -----------------------------------------------------------------------------
-
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class UserBody(msgspec.Struct, frozen=True):
@@ -113,7 +112,7 @@ def internal(
         if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
             return _error(401, "unauthorized", "a valid service bearer token is required")
         raw_id = request.path_params["id"]
-        if not raw_id.isdigit() or not 0 < int(raw_id) < 2**63:
+        if not raw_id.isdigit() or not 0 < int(raw_id) <= MAX_ID:
             return _error(404, "not_found", f"no such id {raw_id!r}")
         try:
             body = decoder.decode(await request.body())

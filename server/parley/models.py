@@ -11,6 +11,7 @@ MessageType = Literal["text", "image", "offer", "system"]
 MESSAGE_TYPES: frozenset[str] = frozenset({"text", "image", "offer", "system"})
 Role = Literal["buyer", "seller"]
 ProductStatus = Literal["active", "sold", "deleted"]
+PRODUCT_STATUSES: frozenset[str] = frozenset({"active", "sold", "deleted"})
 
 
 class User(msgspec.Struct, frozen=True):

@@ -13,10 +13,10 @@ import msgspec
 
 from parley.errors import BadJson, InvalidFrame, UnknownType
 from parley.models import Conversation, Message, User
+from parley.validation import ClientMsgId, Id, PageLimit, PositiveSeq, Seq
 
-FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
-ConversationId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+MAX_FRAME_ID: Final = 64
+FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FRAME_ID)] | int
 
 
 # --- client → server --------------------------------------------------------------------------
@@ -33,60 +33,60 @@ class Hello(Request, tag="hello", frozen=True):
 
 
 class ConversationOpen(Request, tag="conversation.open", frozen=True):
-    product_id: ConversationId
+    product_id: Id
 
 
 class ConversationList(Request, tag="conversation.list", frozen=True):
     cursor: str | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
+    limit: PageLimit = 20
     archived: bool = False
 
 
 class ConversationGet(Request, tag="conversation.get", frozen=True):
-    conversation_id: ConversationId
+    conversation_id: Id
 
 
 class MessageSend(Request, tag="message.send", frozen=True):
-    conversation_id: ConversationId
-    client_msg_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    conversation_id: Id
+    client_msg_id: ClientMsgId
     content: str = ""
     message_type: str = "text"
     metadata: dict[str, Any] = {}
 
 
 class MessageHistory(Request, tag="message.history", frozen=True):
-    conversation_id: ConversationId
-    before_seq: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+    conversation_id: Id
+    before_seq: PositiveSeq | None = None
+    limit: PageLimit = 50
 
 
 class ConversationRead(Request, tag="conversation.read", frozen=True):
-    conversation_id: ConversationId
+    conversation_id: Id
     up_to_seq: Seq
 
 
 class ConversationDelete(Request, tag="conversation.delete", frozen=True):
-    conversation_id: ConversationId
+    conversation_id: Id
 
 
 class ConversationArchive(Request, tag="conversation.archive", frozen=True):
-    conversation_id: ConversationId
+    conversation_id: Id
 
 
 class ConversationUnarchive(Request, tag="conversation.unarchive", frozen=True):
-    conversation_id: ConversationId
+    conversation_id: Id
 
 
 class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
     """A typing indicator. Its id is optional: without one, no reply is sent."""
 
-    conversation_id: ConversationId
+    conversation_id: Id
     state: Literal["start", "stop"]
     id: FrameId | None = None
 
 
 class Sync(Request, tag="sync", frozen=True):
-    conversations: dict[ConversationId, Seq]
+    conversations: dict[Id, Seq]
 
 
 ClientFrame = (
@@ -158,7 +158,7 @@ def parse(frame: str | bytes) -> ClientFrame:
 
 def _is_frame_id(value: object) -> bool:
     if isinstance(value, str):
-        return 0 < len(value) <= 64
+        return 0 < len(value) <= MAX_FRAME_ID
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -1,0 +1,70 @@
+"""Every SQL statement Parley runs, one module per aggregate; each function is one statement
+or one transaction, all parameterised. Triggers (sql/) keep the counters.
+
+Each function takes a pool or a connection, so a use case can run several in one
+transaction. The names below are the store's whole public surface.
+"""
+
+from parley.store.checks import recount_counters
+from parley.store.conversations import (
+    FIND_CONVERSATION_QUERY,
+    INBOX_QUERY,
+    archive,
+    delete_for,
+    get_conversation,
+    inbox,
+    open_conversation,
+    participants,
+    peer_of,
+    unarchive,
+)
+from parley.store.messages import (
+    HISTORY_QUERY,
+    SEND_MANY_QUERY,
+    SendRequest,
+    history,
+    messages_after,
+    send_many,
+    send_message,
+)
+from parley.store.reads import (
+    BADGES_QUERY,
+    MARK_READ_QUERY,
+    UNREAD_TOTAL_QUERY,
+    badge,
+    badges,
+    mark_read,
+    unread_total,
+)
+from parley.store.users_products import ensure_user, upsert_product, upsert_user
+
+__all__ = [
+    "BADGES_QUERY",
+    "FIND_CONVERSATION_QUERY",
+    "HISTORY_QUERY",
+    "INBOX_QUERY",
+    "MARK_READ_QUERY",
+    "SEND_MANY_QUERY",
+    "UNREAD_TOTAL_QUERY",
+    "SendRequest",
+    "archive",
+    "badge",
+    "badges",
+    "delete_for",
+    "ensure_user",
+    "get_conversation",
+    "history",
+    "inbox",
+    "mark_read",
+    "messages_after",
+    "open_conversation",
+    "participants",
+    "peer_of",
+    "recount_counters",
+    "send_many",
+    "send_message",
+    "unarchive",
+    "unread_total",
+    "upsert_product",
+    "upsert_user",
+]

@@ -1,0 +1,81 @@
+"""SQL that more than one store module uses, written once.
+
+Fragments are composed from these constants only; every value is a bind parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    # Every store function takes either a pool (it acquires what it needs) or a connection
+    # (it runs on it, inside the caller's transaction if one is open), so a use case can run
+    # several of them in one transaction.
+    Database: TypeAlias = asyncpg.Pool[asyncpg.Record] | Connection
+
+MESSAGE_COLUMNS: Final = (
+    "id, conversation_id, seq, sender_id, recipient_id, message_type, content, metadata,"
+    " client_msg_id, is_read, read_at, created_at"
+)
+
+# What a Conversation record needs beside the conversation row (aliased c, or page in the
+# inbox): its product, and the other participant as ``user`` sees them.
+VIEW_COLUMNS: Final = """
+           p.seller_id AS p_seller_id, p.title AS p_title, p.price_cents AS p_price_cents,
+           p.currency AS p_currency, p.image_url AS p_image_url, p.status AS p_status,
+           u.id AS u_id, u.display_name AS u_display_name, u.avatar_url AS u_avatar_url
+"""
+
+
+def view_joins(alias: str, user: str) -> str:
+    """The product and the peer of conversation ``alias``, for VIEW_COLUMNS."""
+    return f"""
+      JOIN products p ON p.id = {alias}.product_id
+      JOIN users u ON u.id = {peer(user, alias)}
+    """
+
+
+def participant(user: str, alias: str = "c") -> str:
+    """The guard on every per-user statement: non-participants match nothing, exactly as
+    for an id that does not exist, so no existence is leaked."""
+    return f"{user} IN ({alias}.buyer_id, {alias}.seller_id)"
+
+
+def peer(user: str, alias: str = "c") -> str:
+    """The other participant of conversation ``alias`` from ``user``'s side."""
+    return f"CASE WHEN {alias}.buyer_id = {user} THEN {alias}.seller_id ELSE {alias}.buyer_id END"
+
+
+def sum_of_unread(user: str) -> str:
+    """The user's badge over all their conversations in both roles (archived ones too): two
+    index-only scans of the partial unread indexes, which hold only conversations with a
+    badge."""
+    return f"""(SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
+              WHERE buyer_id = {user} AND buyer_unread_count > 0)
+         + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
+              WHERE seller_id = {user} AND seller_unread_count > 0)"""
+
+
+def own_unread(user: str, alias: str = "c") -> str:
+    """The user's own unread counter of conversation ``alias``."""
+    return (
+        f"CASE WHEN {alias}.buyer_id = {user} THEN {alias}.buyer_unread_count"
+        f" ELSE {alias}.seller_unread_count END"
+    )
+
+
+@contextlib.asynccontextmanager
+async def connection(db: Database) -> AsyncIterator[Connection]:
+    """A connection for several statements: one from the pool, or ``db`` itself."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db

@@ -1,0 +1,124 @@
+"""Users and products: Parley's copy of what the marketplace owns."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import asyncpg
+
+from parley.errors import Forbidden, NotFound
+from parley.models import Product, User
+from parley.store._sql import connection, sum_of_unread
+from parley.validation import check_id, check_product, check_text
+
+if TYPE_CHECKING:
+    from parley.store._sql import Database
+
+
+async def upsert_user(
+    db: Database, user_id: int, display_name: str = "", avatar_url: str | None = None
+) -> User:
+    """Create or update a user as the marketplace knows them."""
+    check_id(user_id, "user_id")
+    check_text(display_name, "display_name")
+    row = await db.fetchrow(
+        """
+        INSERT INTO users (id, display_name, avatar_url) VALUES ($1, $2, $3)
+        ON CONFLICT (id) DO UPDATE
+            SET display_name = EXCLUDED.display_name, avatar_url = EXCLUDED.avatar_url
+        RETURNING id, display_name, avatar_url
+        """,
+        user_id,
+        display_name,
+        avatar_url,
+    )
+    assert row is not None
+    return User(**row)
+
+
+# The hello: the user and their badge in one read (no commit), for every connect.
+_USER_AND_BADGE: Final = f"""
+    SELECT u.id, u.display_name, u.avatar_url, {sum_of_unread("u.id")} AS unread_total
+      FROM users u WHERE u.id = $1
+"""
+
+
+async def ensure_user(db: Database, user_id: int) -> tuple[User, int]:
+    """The user and their unread total; a user the marketplace has not synced yet is created
+    with an empty profile (a valid token proves the marketplace knows them).
+
+    One read for a known user, so a reconnect storm costs no commits.
+    """
+    check_id(user_id, "user_id")
+    row = await db.fetchrow(_USER_AND_BADGE, user_id)
+    if row is None:
+        await db.execute("INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", user_id)
+        row = await db.fetchrow(_USER_AND_BADGE, user_id)
+        assert row is not None
+    user = User(id=row["id"], display_name=row["display_name"], avatar_url=row["avatar_url"])
+    return user, int(row["unread_total"])
+
+
+async def upsert_product(
+    db: Database,
+    product_id: int,
+    seller_id: int,
+    title: str = "",
+    *,
+    price_cents: int | None = None,
+    currency: str = "USD",
+    image_url: str | None = None,
+    status: str = "active",
+) -> tuple[Product, list[int]]:
+    """Create or update a product; return it and the ids of conversations whose status changed.
+
+    A product that becomes sold or deleted archives its conversations (for both sides);
+    relisting it makes them active again. Only a change of status does this, so a
+    marketplace re-sending the same state does not undo a user's unarchive.
+
+    Raises NotFound for an unknown seller, Forbidden when the product would change seller,
+    InvalidArgument for a bad status, price or currency.
+    """
+    check_id(product_id, "product_id")
+    check_id(seller_id, "seller_id")
+    check_text(title, "title")
+    check_product(status, currency, price_cents)
+    async with connection(db) as conn, conn.transaction():
+        try:
+            row = await conn.fetchrow(
+                """
+                INSERT INTO products
+                       (id, seller_id, title, price_cents, currency, image_url, status)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (id) DO UPDATE
+                    SET title = EXCLUDED.title, price_cents = EXCLUDED.price_cents,
+                        currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
+                        status = EXCLUDED.status
+                    WHERE products.seller_id = EXCLUDED.seller_id
+                RETURNING id, seller_id, title, price_cents, currency, image_url, status
+                """,
+                product_id,
+                seller_id,
+                title,
+                price_cents,
+                currency,
+                image_url,
+                status,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFound(f"seller {seller_id} is unknown; upsert the user first") from None
+        if row is None:
+            raise Forbidden(f"product {product_id} belongs to another seller; sellers are fixed")
+        changed = await conn.fetch(
+            """
+            UPDATE conversations
+               SET status = $2,
+                   archived_by_buyer = archived_by_buyer OR $2 = 'archived',
+                   archived_by_seller = archived_by_seller OR $2 = 'archived'
+             WHERE product_id = $1 AND status <> $2
+            RETURNING id
+            """,
+            product_id,
+            "active" if status == "active" else "archived",
+        )
+    return Product(**row), [r["id"] for r in changed]

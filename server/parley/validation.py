@@ -1,0 +1,188 @@
+"""What a caller may send, declared once: ids, seqs, page sizes, client_msg_id, text, metadata
+and the rules of each message type.
+
+Frames (protocol.py) and the internal API's bodies (http.py) decode into the ``Annotated``
+types below, so a bad value is refused at the edge with the field's name; the store checks
+the same bounds with the functions below, so a caller that skips the edge (a use case, the
+demo seeder, a test) meets the same rules. Configurable bounds (content length, metadata
+size) live in ``config.Limits``; the ones here are fixed by the schema or the protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+from parley.config import Limits
+from parley.errors import (
+    ContentTooLong,
+    EmptyContent,
+    Forbidden,
+    InvalidArgument,
+    InvalidMetadata,
+    InvalidText,
+    MetadataTooLarge,
+    UnknownMessageType,
+)
+from parley.models import MESSAGE_TYPES, PRODUCT_STATUSES
+
+# Ids and seqs are Postgres bigints.
+MAX_ID: Final = 2**63 - 1
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+PositiveSeq = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
+
+MAX_PAGE: Final = 200
+PageLimit = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)]
+
+# The schema's CHECK on messages.client_msg_id says the same.
+MAX_CLIENT_MSG_ID: Final = 64
+ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
+
+MAX_METADATA_DEPTH: Final = 16
+MAX_URL_CHARS: Final = 2048
+# Offers are whole minor units that a JavaScript client can hold exactly.
+MAX_OFFER_AMOUNT: Final = 2**53
+# ISO 4217; the schema's CHECK on products.currency says the same.
+CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
+
+
+def check_id(value: int, name: str) -> None:
+    """Raise InvalidArgument unless ``value`` is a positive bigint."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise InvalidArgument(f"{name} must be a positive 64-bit integer")
+
+
+def check_page_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}")
+
+
+def check_text(text: str, name: str) -> None:
+    """Refuse what Postgres text cannot hold: NUL, and lone surrogates (not valid UTF-8)."""
+    if "\x00" in text:
+        raise InvalidText(f"{name} contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidText(f"{name} contains a lone surrogate (not valid Unicode)") from None
+
+
+def check_client_msg_id(client_msg_id: str) -> None:
+    if not isinstance(client_msg_id, str) or not 0 < len(client_msg_id) <= MAX_CLIENT_MSG_ID:
+        raise InvalidArgument(f"client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters")
+    check_text(client_msg_id, "client_msg_id")
+
+
+def is_currency(value: object) -> bool:
+    """True for three capital letters (ISO 4217)."""
+    return isinstance(value, str) and CURRENCY.match(value) is not None
+
+
+def check_product(status: str, currency: str, price_cents: int | None) -> None:
+    """The product fields the marketplace sends; raises InvalidArgument."""
+    if status not in PRODUCT_STATUSES:
+        raise InvalidArgument(f"product status must be active, sold or deleted, not {status!r}")
+    if not is_currency(currency):
+        raise InvalidArgument(
+            f"currency must be three capital letters (ISO 4217), not {currency!r}"
+        )
+    if price_cents is not None and price_cents < 0:
+        raise InvalidArgument("price_cents must not be negative")
+
+
+def is_https_url(url: str) -> bool:
+    if len(url) > MAX_URL_CHARS:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
+_metadata_encoder = msgspec.json.Encoder()
+
+
+def metadata_json(metadata: Mapping[str, Any]) -> bytes:
+    """The metadata as the store writes it (and as its size limit counts it)."""
+    return _metadata_encoder.encode(metadata)
+
+
+def validate_message(
+    message_type: str, content: str, metadata: Mapping[str, Any], limits: Limits
+) -> None:
+    """Check a message against the per-type rules without touching the database.
+
+    text and system need non-blank content; image needs ``metadata.url`` (https) and may
+    have a caption; offer needs ``metadata.amount`` (a positive whole number of minor units)
+    and ``metadata.currency`` (ISO 4217). Raises a subclass of InvalidMessage.
+    """
+    if message_type not in MESSAGE_TYPES:
+        raise UnknownMessageType(
+            f"message_type must be one of {', '.join(sorted(MESSAGE_TYPES))}, not {message_type!r}"
+        )
+    if not isinstance(content, str):
+        raise InvalidText("content must be a string")
+    check_text(content, "content")
+    if len(content) > limits.max_content_chars:
+        raise ContentTooLong(
+            f"content has {len(content)} characters; the limit is {limits.max_content_chars}"
+        )
+    if message_type in ("text", "system") and not content.strip():
+        raise EmptyContent(f"a {message_type} message needs non-blank content")
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadata("metadata must be a JSON object")
+    _check_json(metadata, depth=0)
+    size = len(metadata_json(metadata))
+    if size > limits.max_metadata_bytes:
+        raise MetadataTooLarge(
+            f"metadata is {size} bytes as JSON; the limit is {limits.max_metadata_bytes}"
+        )
+    if message_type == "image":
+        url = metadata.get("url")
+        if not isinstance(url, str) or not is_https_url(url):
+            raise InvalidMetadata("an image message needs metadata.url, an https:// URL")
+    elif message_type == "offer":
+        amount = metadata.get("amount")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise InvalidMetadata("an offer needs metadata.amount, a positive whole number")
+        if amount > MAX_OFFER_AMOUNT:
+            raise InvalidMetadata("metadata.amount is too large")
+        if not is_currency(metadata.get("currency")):
+            raise InvalidMetadata("an offer needs metadata.currency, three capital letters")
+
+
+def check_sender(message_type: str, sender_id: int | None) -> None:
+    """Only the marketplace (no sender) sends system messages, and only system messages."""
+    if (message_type == "system") != (sender_id is None):
+        raise Forbidden("only the marketplace sends system messages, and only system messages")
+
+
+def _check_json(value: Any, depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidMetadata(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            check_text(value, "metadata")
+        except InvalidText as error:
+            raise InvalidMetadata(str(error)) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMetadata("metadata keys must be strings")
+            _check_json(key, depth + 1)
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidMetadata("metadata numbers must be finite")
+    elif value is not None and not isinstance(value, bool | int):
+        raise InvalidMetadata(f"metadata cannot hold a {type(value).__name__}")
