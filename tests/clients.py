@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from parley.auth import issue_token
 from parley.config import Settings
-from parley.gateway import Gateway as ServerGateway
+from parley.events import Events
+from parley.gateway.session import Gateway as ServerGateway
 from parley.hub import Hub
 from tests.servers import RunningServer
 
@@ -143,6 +144,11 @@ class Gateway:
         return hub
 
     @property
+    def events(self) -> Events:
+        events: Events = self.server.app.state.services.events
+        return events
+
+    @property
     def gateway(self) -> ServerGateway:
         gateway: ServerGateway = self.server.app.state.gateway
         return gateway
@@ -160,7 +166,7 @@ class Gateway:
         arrives, every earlier event has too; what did not come is not coming.
         """
         marker = next(self._barriers)
-        await self.hub.publish(
+        await self.events.publish(
             [user_id], json.dumps({"type": "test.barrier", "n": marker}).encode()
         )
         await client.event("test.barrier", n=marker)

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from parley.broker import Broker, Envelope, MemoryBroker, broker_from_url
 from parley.broker.redis import RedisBroker
+from parley.events import Events
 from parley.hub import Hub, user_channel
 
 
@@ -53,19 +54,20 @@ class ListBroker(Broker):
 
 @pytest.mark.parametrize("backend", [ListBroker, MemoryBroker])
 async def test_the_hub_runs_on_any_backend_of_the_interface(backend: type[Broker]) -> None:
-    hub = Hub(backend())
+    broker = backend()
+    hub, events = Hub(broker), Events(broker)
     await hub.start()
     try:
         mary, john = Recorder(702), Recorder(701)
         await hub.add(mary, limit=10)
         await hub.add(john, limit=10)
-        await hub.publish([702], b'{"type":"unread","total":1}')
-        await hub.publish([701, 702], b'{"type":"message.new"}', skip="c701")
+        await events.publish([702], b'{"type":"unread","total":1}')
+        await events.publish([701, 702], b'{"type":"message.new"}', skip="c701")
         assert await asyncio.wait_for(mary.frames.get(), 5) == '{"type":"unread","total":1}'
         assert await asyncio.wait_for(mary.frames.get(), 5) == '{"type":"message.new"}'
         await hub.remove(john)
-        await hub.publish([701], b'{"type":"message.new"}')
-        await hub.publish([702], b'{"type":"marker"}')
+        await events.publish([701], b'{"type":"message.new"}')
+        await events.publish([702], b'{"type":"marker"}')
         assert await asyncio.wait_for(mary.frames.get(), 5) == '{"type":"marker"}'
         assert john.frames.empty(), "skipped once, then gone"
     finally:
@@ -143,8 +145,9 @@ async def test_publishes_between_two_processes_worth_of_hubs(
         broker_b = b.broker
         assert isinstance(broker_b, RedisBroker)
         await until_confirmed(broker_b, 2)
+        events_a = Events(a.broker)
         for n in range(200):
-            await a.publish([702], f'{{"n":{n}}}'.encode())
+            await events_a.publish([702], f'{{"n":{n}}}'.encode())
         received = [await asyncio.wait_for(mary.frames.get(), 5) for _ in range(200)]
         assert received == [f'{{"n":{n}}}' for n in range(200)], "in order, none lost"
         broker_a = a.broker

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from parley import errors, gateway, protocol
+from parley import errors, protocol
 from parley.models import Message
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
@@ -49,7 +49,7 @@ def test_every_error_code_is_documented_and_nothing_else() -> None:
 
 
 def test_every_close_code_is_documented_and_nothing_else() -> None:
-    in_code = {int(name.split("_")[1]) for name in dir(gateway) if re.match(r"WS_\d{4}_", name)}
+    in_code = {int(name.split("_")[1]) for name in dir(protocol) if re.match(r"WS_\d{4}_", name)}
     documented = {
         int(code) for code in re.findall(r"^\| `(\d{4})` \|", section("Close codes"), re.M)
     }

@@ -16,9 +16,11 @@ from starlette.websockets import WebSocket
 
 from parley import http, logs, metrics
 from parley.broker import broker_from_url
+from parley.chat import Chat
 from parley.config import Settings
 from parley.db import EmbeddedPostgres, create_pool, ensure_database
-from parley.gateway import Gateway, websocket_endpoint
+from parley.events import Events
+from parley.gateway.session import Gateway, websocket_endpoint
 from parley.hub import Hub
 from parley.migrate import migrate
 from parley.wsproto import ParleyWebSocketProtocol
@@ -33,6 +35,8 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     hub: Hub
+    events: Events
+    chat: Chat
 
     def update_pool_metrics(self) -> None:
         size, idle = self.pool.get_size(), self.pool.get_idle_size()
@@ -70,13 +74,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
             )
             stack.push_async_callback(pool.close)
-            hub = Hub(broker_from_url(settings.redis_url or "memory://", settings.redis_prefix))
+            broker = broker_from_url(settings.redis_url or "memory://", settings.redis_prefix)
+            hub = Hub(broker)
             await hub.start()
             stack.push_async_callback(hub.stop)
-            services = app.state.services = Services(settings=settings, pool=pool, hub=hub)
+            events = Events(broker)
+            chat = Chat(
+                pool,
+                events,
+                settings.limits,
+                send_batch_max=settings.send_batch_max,
+                send_batch_in_flight=settings.send_batch_in_flight,
+            )
+            # At shutdown, before the broker goes: hand over the events of what committed.
+            stack.push_async_callback(chat.idle)
+            services = app.state.services = Services(settings, pool, hub, events, chat)
             reporter = asyncio.create_task(services.report_pool(), name="pool-metrics")
             stack.callback(reporter.cancel)
-            gateway = app.state.gateway = Gateway(settings, pool, hub)
+            gateway = app.state.gateway = Gateway(settings, chat, hub)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)
             yield

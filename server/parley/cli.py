@@ -25,7 +25,7 @@ from parley.app import resolve_database_url, uvicorn_options
 from parley.auth import issue_token
 from parley.config import ConfigError, Settings
 from parley.db import EmbeddedPostgres, create_pool, ensure_database
-from parley.gateway import Gateway
+from parley.gateway.session import Gateway
 from parley.logs import logging_config
 from parley.migrate import MigrationError, migrate
 

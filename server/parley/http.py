@@ -7,13 +7,13 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import asyncpg
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from parley import metrics, protocol, store
+from parley import metrics
+from parley.chat import Chat
 from parley.errors import (
     ClientMsgIdConflict,
     Forbidden,
@@ -22,9 +22,8 @@ from parley.errors import (
     NotFound,
     ParleyError,
     ProductUnavailable,
+    Unavailable,
 )
-from parley.gateway import DATABASE_DOWN
-from parley.hub import Hub
 from parley.models import ProductStatus
 from parley.validation import MAX_ID, Id
 
@@ -87,6 +86,7 @@ _STATUS_BY_ERROR: dict[type[ParleyError], int] = {
     ProductUnavailable: 409,
     InvalidArgument: 400,
     InvalidMessage: 400,
+    Unavailable: 503,
 }
 
 
@@ -101,7 +101,8 @@ def _json(payload: Any, status: int = 200) -> Response:
 def internal(
     handler: Callable[[Request, int, Body], Awaitable[Response]], body_type: type[Body]
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Bearer-token check, body decoding and error mapping around an internal endpoint."""
+    """Bearer-token check, body decoding and error mapping around an internal endpoint: the
+    handler only calls its use case and answers."""
     decoder = msgspec.json.Decoder(body_type)
 
     async def endpoint(request: Request) -> Response:
@@ -123,23 +124,19 @@ def internal(
         except ParleyError as error:
             status = next((s for cls, s in _STATUS_BY_ERROR.items() if isinstance(error, cls)), 500)
             return _error(status, error.code, str(error))
-        except DATABASE_DOWN:
-            return _error(503, "unavailable", "the database is unavailable; retry")
 
     return endpoint
 
 
 async def put_user(request: Request, user_id: int, body: UserBody) -> Response:
-    user = await store.upsert_user(
-        request.app.state.services.pool, user_id, body.display_name, body.avatar_url
-    )
+    chat: Chat = request.app.state.services.chat
+    user = await chat.update_user(user_id, body.display_name, body.avatar_url)
     return _json({"user": user})
 
 
 async def put_product(request: Request, product_id: int, body: ProductBody) -> Response:
-    services = request.app.state.services
-    product, changed = await store.upsert_product(
-        services.pool,
+    chat: Chat = request.app.state.services.chat
+    product, changed = await chat.update_product(
         product_id,
         body.seller_id,
         body.title,
@@ -148,36 +145,20 @@ async def put_product(request: Request, product_id: int, body: ProductBody) -> R
         image_url=body.image_url,
         status=body.status,
     )
-    for conversation_id in changed:
-        await _tell_both_sides(services.pool, services.hub, conversation_id)
     return _json({"product": product, "changed_conversations": changed})
 
 
 async def post_system_message(
     request: Request, conversation_id: int, body: SystemMessageBody
 ) -> Response:
-    services = request.app.state.services
-    sent = await store.send_message(
-        services.pool,
-        conversation_id=conversation_id,
-        sender_id=None,
+    chat: Chat = request.app.state.services.chat
+    sent = await chat.post_system_message(
+        conversation_id,
         client_msg_id=body.client_msg_id,
         content=body.content,
-        message_type="system",
         metadata=body.metadata,
-        limits=services.settings.limits,
     )
-    buyer_id, seller_id = await store.participants(services.pool, conversation_id)
-    event = protocol.encode(protocol.MessageNew(message=sent.message))
-    await services.hub.publish([buyer_id, seller_id], event)
     return _json(sent, status=200 if sent.replayed else 201)
-
-
-async def _tell_both_sides(pool: asyncpg.Pool, hub: Hub, conversation_id: int) -> None:
-    """conversation.updated to each participant, with their own view of it."""
-    for user_id in await store.participants(pool, conversation_id):
-        view = await store.get_conversation(pool, conversation_id, user_id)
-        await hub.publish([user_id], protocol.encode(protocol.ConversationUpdated(view)))
 
 
 def routes() -> list[BaseRoute]:

@@ -2,7 +2,8 @@
 
 A user's channel is subscribed when their first local socket registers and unsubscribed
 when their last one leaves. One listener task takes every broker message and pushes it to
-the addressed user's local sockets without waiting on any of them.
+the addressed user's local sockets without waiting on any of them. Publishing is not the
+hub's: events.py builds every event and hands it to the broker, in the envelope below.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from typing import Protocol
 
 from parley import metrics, protocol
@@ -40,6 +40,12 @@ class TooManyConnections(Exception):
 
 def user_channel(user_id: int) -> str:
     return f"user:{user_id}"
+
+
+def envelope(skip: str, event: bytes) -> bytes:
+    """What travels on a user's channel: the encoded event, and the connection id of the
+    socket that must not get it (it caused the event and has its reply), or ""."""
+    return skip.encode() + _SEPARATOR + event
 
 
 class Hub:
@@ -100,34 +106,24 @@ class Hub:
                 await self.broker.unsubscribe(user_channel(socket.user_id))
             self._notify()
 
-    async def publish(self, user_ids: Iterable[int], event: bytes, skip: str = "") -> None:
-        """Send an encoded event to every socket of each user, anywhere, except ``skip``.
-
-        ``skip`` is a connection id: the socket that caused the event already has its reply.
-        """
-        payload = skip.encode() + _SEPARATOR + event
-        messages = [(user_channel(user), payload) for user in user_ids]
-        metrics.BROKER_PUBLISHED.inc(len(messages))
-        await self.broker.publish_many(messages)
-
     async def _listen(self) -> None:
         while True:
-            envelope = await self.broker.next_published()
+            received = await self.broker.next_published()
             metrics.BROKER_RECEIVED.inc()
             try:
-                self._deliver(envelope)
+                self._deliver(received)
             except Exception:
-                log.exception("could not deliver a message on %s", envelope.channel)
+                log.exception("could not deliver a message on %s", received.channel)
 
-    def _deliver(self, envelope: Envelope) -> None:
-        if not envelope.payload:
-            self._resync(envelope.channel)
+    def _deliver(self, received: Envelope) -> None:
+        if not received.payload:
+            self._resync(received.channel)
             return
-        user_id = int(envelope.channel.removeprefix("user:"))
+        user_id = int(received.channel.removeprefix("user:"))
         sockets = self._sockets.get(user_id)
         if not sockets:
             return
-        skip, _, event = envelope.payload.partition(_SEPARATOR)
+        skip, _, event = received.payload.partition(_SEPARATOR)
         skip_id = skip.decode()
         frame = event.decode()  # once per event, not once per socket
         for socket in tuple(sockets):

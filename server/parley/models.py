@@ -71,6 +71,11 @@ class Conversation(msgspec.Struct, frozen=True):
     peer: User
 
     @property
+    def viewer_id(self) -> int:
+        """The participant this view belongs to."""
+        return self.buyer_id if self.role == "buyer" else self.seller_id
+
+    @property
     def peer_id(self) -> int:
         return self.seller_id if self.role == "buyer" else self.buyer_id
 
@@ -100,3 +105,17 @@ class CounterDrift(msgspec.Struct, frozen=True):
     field: str
     stored: int
     actual: int
+
+
+class CatchUp(msgspec.Struct, frozen=True):
+    """What one conversation missed: its current state and the messages after a seq."""
+
+    conversation: Conversation
+    messages: list[Message]
+    has_more: bool  # more than one page came after: sync again from the last seq
+
+
+class SyncResult(msgspec.Struct, frozen=True):
+    conversations: list[CatchUp]
+    not_found: list[int]  # not the caller's, or no such conversation: the two look the same
+    unread_total: int

@@ -1,7 +1,8 @@
-"""The wire protocol as typed frames: parse and validate client frames, encode server frames.
+"""The wire protocol as typed frames: parse and validate client frames, encode server frames;
+and the close codes. (The error codes are the ParleyError classes' in errors.py.)
 
 No I/O here: bytes or text in, structs out, and back. docs/protocol.md is the reference;
-tests/test_protocol.py checks that it lists exactly the types defined here.
+tests/test_protocol.py checks that it lists exactly the types and codes defined here.
 """
 
 from __future__ import annotations
@@ -10,10 +11,23 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
+from starlette import status
 
-from parley.errors import BadJson, InvalidFrame, UnknownType
+from parley.errors import BadJson, InvalidFrame, ParleyError, UnknownType
 from parley.models import Conversation, Message, User
 from parley.validation import ClientMsgId, Id, PageLimit, PositiveSeq, Seq
+
+# Close codes (docs/protocol.md): the standard ones as starlette names them, then Parley's.
+WS_1000_NORMAL_CLOSURE: Final = status.WS_1000_NORMAL_CLOSURE
+WS_1008_POLICY_VIOLATION: Final = status.WS_1008_POLICY_VIOLATION
+WS_1009_MESSAGE_TOO_BIG: Final = status.WS_1009_MESSAGE_TOO_BIG
+WS_1011_INTERNAL_ERROR: Final = status.WS_1011_INTERNAL_ERROR
+WS_1012_SERVICE_RESTART: Final = status.WS_1012_SERVICE_RESTART
+WS_4400_HELLO_EXPECTED: Final = 4400
+WS_4401_UNAUTHORIZED: Final = 4401
+WS_4408_HELLO_TIMEOUT: Final = 4408
+WS_4420_SLOW_CONSUMER: Final = 4420
+WS_4429_TOO_MANY_CONNECTIONS: Final = 4429
 
 MAX_FRAME_ID: Final = 64
 FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FRAME_ID)] | int
@@ -231,3 +245,16 @@ _encoder = msgspec.json.Encoder()
 def encode(frame: msgspec.Struct) -> bytes:
     """Encode a server frame. Encode an event once and send the same bytes to every socket."""
     return _encoder.encode(frame)
+
+
+def error_frame(error: ParleyError, frame_id: str | int | None) -> str:
+    """The ``error`` reply for a refusal, with its stable code and when to retry."""
+    retry_after = getattr(error, "retry_after", None)
+    frame = Error(
+        id=frame_id,
+        code=error.code,
+        message=str(error),
+        retryable=error.retryable,
+        retry_after_ms=None if retry_after is None else max(1, round(retry_after * 1000)),
+    )
+    return encode(frame).decode()

@@ -39,6 +39,8 @@ PositiveSeq = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 
 MAX_PAGE: Final = 200
 PageLimit = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)]
+# Messages per conversation in one sync reply; has_more says to ask again.
+SYNC_PAGE: Final = 100
 
 # The schema's CHECK on messages.client_msg_id says the same.
 MAX_CLIENT_MSG_ID: Final = 64

@@ -1,0 +1,362 @@
+"""Parley's use cases, one method each: check, commit, then tell the devices through events.py.
+
+This layer knows no transport. The WebSocket gateway (gateway/dispatch.py) and the internal
+HTTP API (http.py) parse their input, call a method here, and answer with what it returns.
+A method's events are handed to the broker before it returns, and only after its commit: a
+device that misses one catches up from Postgres with ``sync``. Every method raises
+ParleyError subclasses only; a database that cannot be reached is ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+
+import asyncpg
+
+from parley import metrics, store
+from parley.batching import Batcher
+from parley.config import Limits
+from parley.db import DATABASE_DOWN
+from parley.errors import NotFound, ParleyError, Unavailable
+from parley.events import Events
+from parley.models import (
+    CatchUp,
+    Conversation,
+    InboxPage,
+    Message,
+    Product,
+    ReadReceipt,
+    SentMessage,
+    SyncResult,
+    User,
+)
+from parley.store import SendRequest
+from parley.typing_tracker import TypingTracker
+from parley.validation import SYNC_PAGE
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Participants never change, so the cache below never goes stale; it is only bounded.
+_MAX_CACHED_PARTIES = 100_000
+
+
+def _use_case(
+    method: Callable[Concatenate[Chat, P], Awaitable[T]],
+) -> Callable[Concatenate[Chat, P], Awaitable[T]]:
+    """A database that cannot be reached becomes Unavailable: retryable, nothing acked."""
+
+    @functools.wraps(method)
+    async def call(chat: Chat, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(chat, *args, **kwargs)
+        except DATABASE_DOWN as error:
+            log.warning("database unavailable: %r", error)
+            raise Unavailable("the database is unavailable; retry") from error
+
+    return call
+
+
+class Chat:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        events: Events,
+        limits: Limits,
+        *,
+        send_batch_max: int = 256,
+        send_batch_in_flight: int = 1,
+    ) -> None:
+        self.pool = pool
+        self.events = events
+        self.limits = limits
+        self.typing_tracker = TypingTracker(
+            events, limits.typing_interval_seconds, limits.typing_expiry_seconds
+        )
+        self._sends: Batcher[tuple[SendRequest, str], SentMessage | ParleyError] = Batcher(
+            self._write_sends, self._sends_committed, send_batch_max, send_batch_in_flight
+        )
+        self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
+
+    async def idle(self) -> None:
+        """Wait until the events of everything committed so far are with the broker."""
+        await self._sends.idle()
+        await self.typing_tracker.idle()
+
+    # --- a user's requests ---------------------------------------------------------------
+
+    @_use_case
+    async def connect(self, user_id: int) -> tuple[User, int]:
+        """A device says hello: the user (created on first sight) and their unread total."""
+        return await store.ensure_user(self.pool, user_id)
+
+    @_use_case
+    async def open(self, user_id: int, product_id: int) -> tuple[Conversation, bool]:
+        """Get or create the user's conversation about a product; True if created now."""
+        conversation, created = await store.open_conversation(self.pool, user_id, product_id)
+        return self._seen(conversation), created
+
+    @_use_case
+    async def inbox(
+        self, user_id: int, cursor: str | None, limit: int, archived: bool
+    ) -> InboxPage:
+        page = await store.inbox(self.pool, user_id, cursor, limit, archived)
+        for conversation in page.conversations:
+            self._seen(conversation)
+        return page
+
+    @_use_case
+    async def get(self, user_id: int, conversation_id: int) -> Conversation:
+        return self._seen(await store.get_conversation(self.pool, conversation_id, user_id))
+
+    @_use_case
+    async def send(
+        self,
+        user_id: int,
+        conversation_id: int,
+        *,
+        client_msg_id: str,
+        content: str,
+        message_type: str = "text",
+        metadata: dict[str, Any] | None = None,
+        connection_id: str = "",
+    ) -> SentMessage:
+        """Store the message (in one commit with whatever else is being sent); then both
+        sides get message.new (a replay too: if the first attempt's gateway died between
+        commit and publish, this is the delivery) and the recipient their badge. The sender's
+        typing indicator is cleared."""
+        request = SendRequest(
+            conversation_id=conversation_id,
+            sender_id=user_id,
+            client_msg_id=client_msg_id,
+            content=content,
+            message_type=message_type,
+            metadata={} if metadata is None else metadata,
+        )
+        result = await self._sends.submit((request, connection_id))
+        if isinstance(result, ParleyError):
+            raise result
+        message = result.message
+        assert message.recipient_id is not None
+        self._remember(conversation_id, (user_id, message.recipient_id))
+        self.typing_tracker.stop(user_id, conversation_id)
+        return result
+
+    @_use_case
+    async def history(
+        self, user_id: int, conversation_id: int, before_seq: int | None, limit: int
+    ) -> list[Message]:
+        return await store.history(self.pool, conversation_id, user_id, before_seq, limit)
+
+    @_use_case
+    async def read(self, user_id: int, conversation_id: int, up_to_seq: int) -> ReadReceipt:
+        """Move the user's read watermark forward; the peer gets the receipt, the user's
+        devices their badge. Nothing is told when the watermark did not move."""
+        receipt = await store.mark_read(self.pool, conversation_id, user_id, up_to_seq)
+        if receipt.advanced:
+            await self._after_commit(self._read_committed(receipt))
+        return receipt
+
+    async def _read_committed(self, receipt: ReadReceipt) -> None:
+        peer = await self._peer(receipt.reader_id, receipt.conversation_id)
+        await self.events.message_read(receipt, peer)
+        await self._push_badge(receipt.reader_id, receipt.conversation_id)
+
+    @_use_case
+    async def delete(
+        self, user_id: int, conversation_id: int, connection_id: str = ""
+    ) -> Conversation:
+        """Hide the conversation for the user only; their other devices follow."""
+        conversation = await store.delete_for(self.pool, user_id, conversation_id)
+        await self._after_commit(self._deleted(conversation, connection_id))
+        return self._seen(conversation)
+
+    async def _deleted(self, conversation: Conversation, connection_id: str) -> None:
+        await self.events.conversation_updated(conversation, skip=connection_id)
+        await self._push_badge(conversation.viewer_id, conversation.id)
+
+    @_use_case
+    async def archive(
+        self, user_id: int, conversation_id: int, connection_id: str = ""
+    ) -> Conversation:
+        conversation = await store.archive(self.pool, user_id, conversation_id)
+        await self._after_commit(self.events.conversation_updated(conversation, connection_id))
+        return self._seen(conversation)
+
+    @_use_case
+    async def unarchive(
+        self, user_id: int, conversation_id: int, connection_id: str = ""
+    ) -> Conversation:
+        conversation = await store.unarchive(self.pool, user_id, conversation_id)
+        await self._after_commit(self.events.conversation_updated(conversation, connection_id))
+        return self._seen(conversation)
+
+    @_use_case
+    async def typing(
+        self,
+        user_id: int,
+        conversation_id: int,
+        state: Literal["start", "stop"],
+        connection_id: str = "",
+    ) -> None:
+        """The user is typing (or stopped) in a conversation they are part of."""
+        peer = await self._peer(user_id, conversation_id)
+        if state == "start":
+            self.typing_tracker.start(user_id, conversation_id, peer, connection_id)
+        else:
+            self.typing_tracker.stop(user_id, conversation_id)
+
+    def disconnected(self, user_id: int, connection_id: str) -> None:
+        """A socket closed: what it was typing stops."""
+        self.typing_tracker.disconnected(user_id, connection_id)
+
+    @_use_case
+    async def sync(self, user_id: int, last_seqs: Mapping[int, int]) -> SyncResult:
+        """Catch up after a reconnect: for each conversation, its state and up to SYNC_PAGE
+        messages after the seq the device has; conversations not the user's are not_found."""
+        caught_up, not_found = [], []
+        for conversation_id, last_seq in last_seqs.items():
+            try:
+                conversation = await store.get_conversation(self.pool, conversation_id, user_id)
+                messages = await store.messages_after(
+                    self.pool, conversation_id, user_id, last_seq, SYNC_PAGE + 1
+                )
+            except NotFound:
+                not_found.append(conversation_id)
+                continue
+            caught_up.append(
+                CatchUp(
+                    conversation=self._seen(conversation),
+                    messages=messages[:SYNC_PAGE],
+                    has_more=len(messages) > SYNC_PAGE,
+                )
+            )
+        total = await store.unread_total(self.pool, user_id)
+        return SyncResult(conversations=caught_up, not_found=not_found, unread_total=total)
+
+    # --- the marketplace's requests (internal API) -----------------------------------------
+
+    @_use_case
+    async def update_user(self, user_id: int, display_name: str, avatar_url: str | None) -> User:
+        return await store.upsert_user(self.pool, user_id, display_name, avatar_url)
+
+    @_use_case
+    async def update_product(
+        self,
+        product_id: int,
+        seller_id: int,
+        title: str,
+        *,
+        price_cents: int | None,
+        currency: str,
+        image_url: str | None,
+        status: str,
+    ) -> tuple[Product, list[int]]:
+        """Create or update a listing. Sold or deleted archives its conversations, relisted
+        restores them; each side of each gets conversation.updated with their own view."""
+        product, changed = await store.upsert_product(
+            self.pool,
+            product_id,
+            seller_id,
+            title,
+            price_cents=price_cents,
+            currency=currency,
+            image_url=image_url,
+            status=status,
+        )
+        await self._after_commit(self._status_changed(changed))
+        return product, changed
+
+    async def _status_changed(self, conversation_ids: list[int]) -> None:
+        for conversation_id in conversation_ids:
+            for user_id in await store.participants(self.pool, conversation_id):
+                view = await store.get_conversation(self.pool, conversation_id, user_id)
+                await self.events.conversation_updated(view)
+
+    @_use_case
+    async def post_system_message(
+        self,
+        conversation_id: int,
+        *,
+        client_msg_id: str,
+        content: str,
+        metadata: Mapping[str, Any],
+    ) -> SentMessage:
+        """A marketplace notice in a conversation: both sides get message.new (a replay
+        publishes again, as a user's does); it counts for neither side's badge."""
+        sent = await store.send_message(
+            self.pool,
+            conversation_id=conversation_id,
+            sender_id=None,
+            client_msg_id=client_msg_id,
+            content=content,
+            message_type="system",
+            metadata=metadata,
+            limits=self.limits,
+        )
+        buyer_id, seller_id = await store.participants(self.pool, conversation_id)
+        await self._after_commit(self.events.system_message(sent.message, buyer_id, seller_id))
+        return sent
+
+    # --- after a commit --------------------------------------------------------------------
+
+    async def _write_sends(
+        self, batch: list[tuple[SendRequest, str]]
+    ) -> list[SentMessage | ParleyError]:
+        metrics.SEND_BATCH.observe(len(batch))
+        return await store.send_many(self.pool, [request for request, _ in batch], self.limits)
+
+    async def _sends_committed(
+        self, batch: list[tuple[SendRequest, str]], results: list[SentMessage | ParleyError]
+    ) -> None:
+        """message.new to both sides of each message (not the sending socket), then each
+        recipient's badge, read once for the whole batch."""
+        sent: list[tuple[Message, str]] = []
+        recipients: dict[tuple[int, int], None] = {}
+        for (_, connection_id), result in zip(batch, results, strict=True):
+            if isinstance(result, SentMessage):
+                message = result.message
+                assert message.recipient_id is not None
+                sent.append((message, connection_id))
+                if not result.replayed:
+                    recipients[(message.recipient_id, message.conversation_id)] = None
+        await self.events.messages_new(sent)
+        await self.events.unread(await store.badges(self.pool, list(recipients)))
+
+    async def _push_badge(self, user_id: int, conversation_id: int) -> None:
+        count, total = await store.badge(self.pool, user_id, conversation_id)
+        await self.events.unread([(user_id, conversation_id, count, total)])
+
+    async def _after_commit(self, notification: Awaitable[None]) -> None:
+        # The change is committed and will be answered as such: failing to tell the devices
+        # must not turn it into an error. They catch up with sync.
+        try:
+            await notification
+        except Exception:
+            log.exception("could not publish the events of a committed change")
+
+    # --- who is in a conversation ----------------------------------------------------------
+
+    async def _peer(self, user_id: int, conversation_id: int) -> int:
+        """The other participant; NotFound for outsiders, exactly as for unknown ids."""
+        parties = self._parties.get(conversation_id)
+        if parties is None:
+            parties = await store.participants(self.pool, conversation_id)
+            self._remember(conversation_id, parties)
+        if user_id not in parties:
+            raise NotFound(f"conversation {conversation_id} not found")
+        return parties[1] if parties[0] == user_id else parties[0]
+
+    def _seen(self, conversation: Conversation) -> Conversation:
+        self._remember(conversation.id, (conversation.buyer_id, conversation.seller_id))
+        return conversation
+
+    def _remember(self, conversation_id: int, parties: tuple[int, int]) -> None:
+        if len(self._parties) >= _MAX_CACHED_PARTIES:
+            self._parties.clear()
+        self._parties[conversation_id] = parties

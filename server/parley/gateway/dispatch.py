@@ -1,0 +1,138 @@
+"""From frame to use case: one small adapter per client frame type, in a typed table.
+
+Each adapter takes the parsed frame, calls the use case in chat.py as the socket's user, and
+returns the reply's ``data`` (or NO_REPLY). It holds no state and knows nothing of sockets
+beyond the ``Caller`` below; refusals are ParleyErrors, which the session answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol, TypeVar
+
+from parley import protocol
+from parley.chat import Chat
+from parley.errors import InvalidFrame
+from parley.gateway.ratelimit import TokenBucket
+
+
+class Caller(Protocol):
+    """What an adapter may know of the socket a frame came from."""
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def connection_id(self) -> str: ...
+
+    @property
+    def chat(self) -> Chat: ...
+
+    @property
+    def message_rate(self) -> TokenBucket: ...
+
+
+NO_REPLY: Final = object()
+Frame = TypeVar("Frame", bound=protocol.ClientFrame)
+Adapter = Callable[[Caller, Frame], Awaitable[object]]
+
+# Each client frame type's adapter; _handles checks that an adapter takes its frame type.
+ADAPTERS: Final[dict[type[Any], Adapter[Any]]] = {}
+
+
+def _handles(frame_type: type[Frame]) -> Callable[[Adapter[Frame]], Adapter[Frame]]:
+    def register(adapter: Adapter[Frame]) -> Adapter[Frame]:
+        ADAPTERS[frame_type] = adapter
+        return adapter
+
+    return register
+
+
+async def dispatch(caller: Caller, frame: protocol.ClientFrame) -> object:
+    """Run the frame's use case; the reply's data, NO_REPLY, or a ParleyError raised."""
+    return await ADAPTERS[type(frame)](caller, frame)
+
+
+@_handles(protocol.Hello)
+async def _hello_again(caller: Caller, frame: protocol.Hello) -> object:
+    raise InvalidFrame("already authenticated", frame.id)
+
+
+@_handles(protocol.ConversationOpen)
+async def _open(caller: Caller, frame: protocol.ConversationOpen) -> object:
+    conversation, created = await caller.chat.open(caller.user_id, frame.product_id)
+    return {"conversation": conversation, "created": created}
+
+
+@_handles(protocol.ConversationList)
+async def _list(caller: Caller, frame: protocol.ConversationList) -> object:
+    return await caller.chat.inbox(caller.user_id, frame.cursor, frame.limit, frame.archived)
+
+
+@_handles(protocol.ConversationGet)
+async def _get(caller: Caller, frame: protocol.ConversationGet) -> object:
+    return {"conversation": await caller.chat.get(caller.user_id, frame.conversation_id)}
+
+
+@_handles(protocol.MessageSend)
+async def _send(caller: Caller, frame: protocol.MessageSend) -> object:
+    caller.message_rate.spend("messages")
+    return await caller.chat.send(
+        caller.user_id,
+        frame.conversation_id,
+        client_msg_id=frame.client_msg_id,
+        content=frame.content,
+        message_type=frame.message_type,
+        metadata=frame.metadata,
+        connection_id=caller.connection_id,
+    )
+
+
+@_handles(protocol.MessageHistory)
+async def _history(caller: Caller, frame: protocol.MessageHistory) -> object:
+    messages = await caller.chat.history(
+        caller.user_id, frame.conversation_id, frame.before_seq, frame.limit
+    )
+    return {"messages": messages}
+
+
+@_handles(protocol.ConversationRead)
+async def _read(caller: Caller, frame: protocol.ConversationRead) -> object:
+    return await caller.chat.read(caller.user_id, frame.conversation_id, frame.up_to_seq)
+
+
+@_handles(protocol.ConversationDelete)
+async def _delete(caller: Caller, frame: protocol.ConversationDelete) -> object:
+    conversation = await caller.chat.delete(
+        caller.user_id, frame.conversation_id, caller.connection_id
+    )
+    return {"conversation": conversation}
+
+
+@_handles(protocol.ConversationArchive)
+async def _archive(caller: Caller, frame: protocol.ConversationArchive) -> object:
+    conversation = await caller.chat.archive(
+        caller.user_id, frame.conversation_id, caller.connection_id
+    )
+    return {"conversation": conversation}
+
+
+@_handles(protocol.ConversationUnarchive)
+async def _unarchive(caller: Caller, frame: protocol.ConversationUnarchive) -> object:
+    conversation = await caller.chat.unarchive(
+        caller.user_id, frame.conversation_id, caller.connection_id
+    )
+    return {"conversation": conversation}
+
+
+@_handles(protocol.Typing)
+async def _typing(caller: Caller, frame: protocol.Typing) -> object:
+    await caller.chat.typing(
+        caller.user_id, frame.conversation_id, frame.state, caller.connection_id
+    )
+    return {} if frame.id is not None else NO_REPLY
+
+
+@_handles(protocol.Sync)
+async def _sync(caller: Caller, frame: protocol.Sync) -> object:
+    return await caller.chat.sync(caller.user_id, frame.conversations)

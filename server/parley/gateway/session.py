@@ -1,0 +1,417 @@
+"""One WebSocket's life: Origin check, hello, then requests in order until it closes.
+
+Replies and events share one bounded outbox, drained by a writer task that exists only while
+frames wait. A reply goes out before any event that arrives while its request is handled, so
+a device never sees the effects of its own request before the answer to it. A client that
+stops reading fills its outbox and is closed (4420); pushing to it never waits, so it cannot
+slow anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any, ClassVar, Final
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from parley import metrics, protocol
+from parley.auth import TokenVerifier
+from parley.chat import Chat
+from parley.config import Settings
+from parley.errors import (
+    BinaryFrame,
+    ParleyError,
+    ProtocolError,
+    TooManyConnectionsError,
+    Unauthorized,
+    Unavailable,
+)
+from parley.gateway.dispatch import NO_REPLY, dispatch
+from parley.gateway.ratelimit import PerUser, TokenBucket
+from parley.hub import Hub, TooManyConnections
+from parley.logs import request_id
+from parley.models import User
+from parley.protocol import (
+    WS_1008_POLICY_VIOLATION,
+    WS_1011_INTERNAL_ERROR,
+    WS_1012_SERVICE_RESTART,
+    WS_4400_HELLO_EXPECTED,
+    WS_4401_UNAUTHORIZED,
+    WS_4408_HELLO_TIMEOUT,
+    WS_4420_SLOW_CONSUMER,
+    WS_4429_TOO_MANY_CONNECTIONS,
+    error_frame,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_SECONDS: Final = 1.0
+FLUSH_TIMEOUT_SECONDS: Final = 5.0
+
+
+class Gateway:
+    """What every socket of this process shares."""
+
+    # The gateways serving in this process, for the server's graceful shutdown.
+    running: ClassVar[set[Gateway]] = set()
+
+    def __init__(self, settings: Settings, chat: Chat, hub: Hub) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.chat = chat
+        self.hub = hub
+        self.verifier = TokenVerifier.from_settings(settings)
+        self.message_rates = PerUser(self.limits.messages_per_second, self.limits.message_burst)
+        self.slow_consumers_closed = 0
+        self.sessions: set[Session] = set()
+        self.draining = False
+
+    async def drain(self, within: float) -> None:
+        """Graceful shutdown: every socket finishes its request in flight, flushes what it
+        owes the client, then closes with 1012 so the client reconnects elsewhere."""
+        self.draining = True
+        log.info("draining %d sockets", len(self.sessions))
+        for session in list(self.sessions):
+            session.drain()
+        try:
+            async with asyncio.timeout(within):
+                while self.sessions:
+                    await self.hub.changed()
+        except TimeoutError:
+            log.warning(
+                "%d sockets still open after %.0f s of draining", len(self.sessions), within
+            )
+
+    def forget_user(self, user_id: int) -> None:
+        if self.hub.sockets_of(user_id) == 0:
+            self.message_rates.forget(user_id)
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        # Browsers always send Origin; other clients authenticate by token alone.
+        allowed = self.settings.allowed_origins
+        return origin is None or "*" in allowed or origin in allowed
+
+    @property
+    def public_limits(self) -> dict[str, int | float]:
+        limits = self.limits
+        return {
+            "max_frame_bytes": limits.max_frame_bytes,
+            "max_content_chars": limits.max_content_chars,
+            "max_metadata_bytes": limits.max_metadata_bytes,
+            "messages_per_second": limits.messages_per_second,
+            "message_burst": limits.message_burst,
+            "frames_per_second": limits.frames_per_second,
+            "connections_per_user": limits.connections_per_user,
+            "typing_interval_ms": round(limits.typing_interval_seconds * 1000),
+            "typing_expiry_ms": round(limits.typing_expiry_seconds * 1000),
+        }
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    gateway: Gateway = websocket.app.state.gateway
+    await Session(websocket, gateway).run()
+
+
+class Session:
+    """One authenticated socket; to dispatch.py, the Caller its frames come from."""
+
+    __slots__ = (
+        "_close",
+        "_draining",
+        "_frames",
+        "_held",
+        "_in_request",
+        "_outbox",
+        "_reading",
+        "_task",
+        "_writer",
+        "connection_id",
+        "gateway",
+        "user",
+        "websocket",
+    )
+
+    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+        self.websocket = websocket
+        self.gateway = gateway
+        self.connection_id = secrets.token_hex(8)
+        self.user = User(id=0, display_name="", avatar_url=None)
+        # Frames not yet handed to the socket. A writer task exists only while it is not
+        # empty, so an idle socket costs no task.
+        self._outbox: list[str] = []
+        # Events that arrived while a request was being handled: they follow its reply.
+        self._held: list[str] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._close: tuple[int, str] | None = None
+        self._frames = TokenBucket(gateway.limits.frames_per_second, gateway.limits.frame_burst)
+        self._draining = False
+        self._in_request = False
+        self._task: asyncio.Task[Any] | None = None  # the ASGI task, which reads
+        self._reading = False
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
+    @property
+    def chat(self) -> Chat:
+        return self.gateway.chat
+
+    @property
+    def message_rate(self) -> TokenBucket:
+        return self.gateway.message_rates.of(self.user_id)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if not self.gateway.origin_allowed(self.websocket.headers.get("origin")):
+            await self.websocket.close(WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        if self.gateway.draining:
+            await self.websocket.close(WS_1012_SERVICE_RESTART)
+            return
+        await self.websocket.accept()
+        try:
+            if not await self._hello():
+                return
+        except WebSocketDisconnect:
+            return
+        self.gateway.sessions.add(self)
+        metrics.CONNECTIONS.inc()
+        try:
+            await self._serve()
+        finally:
+            metrics.CONNECTIONS.dec()
+            self.gateway.sessions.discard(self)
+            self.chat.disconnected(self.user_id, self.connection_id)
+            await self.gateway.hub.remove(self)
+            self.gateway.forget_user(self.user_id)
+        if self._close is not None:
+            await self._close_socket(*self._close)
+
+    async def _hello(self) -> bool:
+        """Read and check the first frame; answer it, or close. True once authenticated."""
+        gateway = self.gateway
+        try:
+            async with asyncio.timeout(gateway.limits.hello_timeout_seconds):
+                message = await self.websocket.receive()
+        except TimeoutError:
+            await self._close_socket(WS_4408_HELLO_TIMEOUT, "no hello in time")
+            return False
+        if message["type"] == "websocket.disconnect":
+            return False
+        text = message.get("text")
+        try:
+            frame = protocol.parse(text) if text is not None else None
+        except ProtocolError:
+            frame = None
+        if not isinstance(frame, protocol.Hello):
+            await self._close_socket(WS_4400_HELLO_EXPECTED, "the first frame must be hello")
+            return False
+        try:
+            user_id = gateway.verifier.verify(frame.token)
+        except Unauthorized as error:
+            await self._send_now(error_frame(error, frame.id))
+            await self._close_socket(WS_4401_UNAUTHORIZED, str(error))
+            return False
+        # Register first, then read the badge: an event published in between reaches this
+        # socket after the hello reply, so the total it carries is never older than them.
+        self.user = User(id=user_id, display_name="", avatar_url=None)
+        try:
+            await gateway.hub.add(self, gateway.limits.connections_per_user)
+        except TooManyConnections as error:
+            refusal = TooManyConnectionsError(str(error))
+            await self._send_now(error_frame(refusal, frame.id))
+            await self._close_socket(WS_4429_TOO_MANY_CONNECTIONS, "too many connections")
+            return False
+        try:
+            self.user, unread_total = await self.chat.connect(user_id)
+        except Unavailable as error:
+            await gateway.hub.remove(self)
+            await self._send_now(error_frame(error, frame.id))
+            await self._close_socket(WS_1011_INTERNAL_ERROR, "database unavailable")
+            return False
+        except BaseException:
+            await gateway.hub.remove(self)
+            raise
+        hello = protocol.HelloData(
+            user=self.user,
+            unread_total=unread_total,
+            connection_id=self.connection_id,
+            limits=gateway.public_limits,
+        )
+        # Straight to the socket: events queued since hub.add follow it through the outbox.
+        await self._send_now(protocol.encode(protocol.Ok(id=frame.id, data=hello)).decode())
+        return True
+
+    async def _serve(self) -> None:
+        """Read and handle frames in this (the ASGI) task until the client goes, or until
+        close_soon() or drain() cancels the read; then settle what is owed to the client."""
+        if self._close is not None:
+            return
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        if self._outbox:  # events that came while the hello was being answered
+            self._writer = asyncio.create_task(self._write())
+        if self.gateway.draining:  # shutdown began while this socket said hello
+            self._draining = True
+        try:
+            self._reading = not self._draining
+            if self._reading:
+                await self._read_loop()
+        except asyncio.CancelledError:
+            if self._close is None and not self._draining:
+                raise  # not ours: the server itself is cancelling
+            task.uncancel()
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("socket %s failed", self.connection_id)
+            self._close = self._close or (WS_1011_INTERNAL_ERROR, "internal error")
+        finally:
+            self._reading = False
+        if self._draining and self._close is None:
+            writer = self._writer
+            if writer is not None:
+                with contextlib.suppress(TimeoutError, Exception):
+                    async with asyncio.timeout(FLUSH_TIMEOUT_SECONDS):
+                        await asyncio.shield(writer)
+            self._close = (WS_1012_SERVICE_RESTART, "service restart")
+        if self._writer is not None:
+            self._writer.cancel()
+
+    def drain(self) -> None:
+        """Stop taking requests; the one in flight finishes, its reply is flushed, then 1012."""
+        self._draining = True
+        if not self._in_request and self._reading and self._task is not None:
+            self._task.cancel()
+
+    def push(self, frame: str) -> None:
+        """Queue an event for this socket; never waits. A full queue closes the socket."""
+        if self._in_request:
+            if self._held is None:
+                self._held = []
+            self._held.append(frame)
+            if len(self._held) + len(self._outbox) > self.gateway.limits.send_queue:
+                self._cut_off()
+            return
+        self._queue(frame)
+
+    def _queue(self, frame: str) -> None:
+        if self._close is not None:
+            return
+        if len(self._outbox) >= self.gateway.limits.send_queue:
+            self._cut_off()
+            return
+        self._outbox.append(frame)
+        _count_out(frame)
+        # Until _serve starts (after the hello reply), frames only queue: the reply goes first.
+        if self._writer is None and self._task is not None:
+            self._writer = asyncio.create_task(self._write())
+
+    def _cut_off(self) -> None:
+        if self._close is not None:
+            return
+        log.warning("closing %s: send queue full (client not reading)", self.connection_id)
+        self.gateway.slow_consumers_closed += 1
+        metrics.SLOW_CONSUMERS.inc()
+        self.close_soon(WS_4420_SLOW_CONSUMER, "send queue full: the client is not reading")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+            self._outbox.clear()
+            self._held = None
+            if self._writer is not None:
+                self._writer.cancel()
+            if self._reading and self._task is not None:
+                self._task.cancel()
+
+    async def _write(self) -> None:
+        try:
+            while self._outbox:
+                await self.websocket.send_text(self._outbox.pop(0))
+        except Exception:
+            self._outbox.clear()  # the client is gone; the reader sees the disconnect
+        finally:
+            self._writer = None
+
+    async def _read_loop(self) -> None:
+        while not self._draining:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._reply_error(BinaryFrame("binary frames are not supported; send JSON text"))
+                continue
+            self._in_request = True
+            try:
+                await self._handle(text)
+            finally:
+                self._in_request = False
+                held, self._held = self._held, None
+                for frame in held or ():
+                    self._queue(frame)
+
+    async def _send_now(self, frame: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.send_text(frame)
+
+    async def _close_socket(self, code: int, reason: str) -> None:
+        # A client that does not read can block even the close frame: give up after a moment.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await self.websocket.close(code, reason)
+
+    # --- requests --------------------------------------------------------------------------
+
+    async def _handle(self, text: str) -> None:
+        """Parse, check the frame rate, run the use case, and queue its one reply."""
+        try:
+            frame = protocol.parse(text)
+        except ProtocolError as error:
+            _FRAMES_IN_INVALID.inc()
+            self._reply_error(error, error.frame_id)
+            return
+        _FRAMES_IN[type(frame)].inc()
+        request_id.set(f"{self.connection_id}:{frame.id}")
+        started = time.perf_counter()
+        try:
+            self._frames.spend("frames")
+            data = await dispatch(self, frame)
+        except ParleyError as error:
+            self._reply_error(error, frame.id)
+            return
+        except Exception:
+            log.exception("request %s failed", type(frame).__name__)
+            self._reply_error(ParleyError("internal error"), frame.id)
+            return
+        finally:
+            if type(frame) is protocol.MessageSend:
+                metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+        if data is not NO_REPLY:
+            self._queue(protocol.encode(protocol.Ok(id=frame.id, data=data)).decode())
+
+    def _reply_error(self, error: ParleyError, frame_id: str | int | None = None) -> None:
+        metrics.ERRORS.labels(error.code).inc()
+        self._queue(error_frame(error, frame_id))
+
+
+_FRAMES_IN: Final = {
+    cls: metrics.FRAMES_IN.labels(tag) for tag, cls in protocol.CLIENT_FRAME_TYPES.items()
+}
+_FRAMES_IN_INVALID: Final = metrics.FRAMES_IN.labels("invalid")
+_frames_out: dict[str, Any] = {}
+
+
+def _count_out(frame: str) -> None:
+    kind = metrics.frame_type(frame)
+    counter = _frames_out.get(kind)
+    if counter is None:
+        counter = _frames_out[kind] = metrics.FRAMES_OUT.labels(kind)
+    counter.inc()
