@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from parley.auth import issue_token
 from parley.config import Settings
 from parley.events import Events
-from parley.gateway.session import Gateway as ServerGateway
+from parley.gateway.endpoint import Gateway as ServerGateway
 from parley.hub import Hub
 from tests.servers import RunningServer
 

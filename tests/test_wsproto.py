@@ -97,6 +97,16 @@ def test_uvicorn_uses_no_more_of_the_queue_and_event_than_they_offer() -> None:
     assert "self.handshake_complete = True" in inspect.getsource(WebSocketsSansIOProtocol.send)
 
 
+def test_the_state_corked_sends_read_is_still_set_where_uvicorn_sets_it() -> None:
+    init = inspect.getsource(WebSocketsSansIOProtocol.__init__)
+    for name in ("loop", "close_sent", "disconnected", "initial_response", "conn"):
+        assert re.search(rf"self\.{name}(: [^=]+)? = ", init), name
+    made = inspect.getsource(WebSocketsSansIOProtocol.connection_made)
+    assert "self.transport = transport" in made
+    lost = inspect.getsource(WebSocketsSansIOProtocol.connection_lost)
+    assert "self.disconnected = True" in lost
+
+
 class _CountingProtocol(ParleyWebSocketProtocol):
     """Counts the writes to the socket from the handshake's answer on."""
 

@@ -20,7 +20,7 @@ from parley.chat import Chat
 from parley.config import Settings
 from parley.db import EmbeddedPostgres, create_pool, ensure_database
 from parley.events import Events
-from parley.gateway.session import Gateway, websocket_endpoint
+from parley.gateway.endpoint import Gateway, websocket_endpoint
 from parley.hub import Hub
 from parley.migrate import migrate
 from parley.wsproto import ParleyWebSocketProtocol

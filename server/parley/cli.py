@@ -6,140 +6,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import logging.config
 import os
-import signal
-import socket
 import sys
-import tempfile
-import threading
-from collections.abc import Iterator
-
-import uvicorn
-from prometheus_client import multiprocess
-from uvicorn._subprocess import get_subprocess
 
 from parley import store
-from parley.app import resolve_database_url, uvicorn_options
+from parley.app import resolve_database_url
 from parley.auth import issue_token
 from parley.config import ConfigError, Settings
-from parley.db import EmbeddedPostgres, create_pool, ensure_database
-from parley.gateway.session import Gateway
+from parley.db import create_pool
 from parley.logs import logging_config
 from parley.migrate import MigrationError, migrate
-
-log = logging.getLogger("parley")
-
-
-class ParleyServer(uvicorn.Server):
-    """uvicorn, with Parley's graceful shutdown: stop accepting, drain the sockets (each
-    finishes its request in flight and closes with 1012), then uvicorn's own shutdown."""
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()  # no new connections while we drain
-        for gateway in Gateway.running:
-            await gateway.drain(gateway.settings.drain_seconds)
-        await super().shutdown(sockets)
+from parley.serve import serve
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    workers = args.workers or settings.workers
-    if workers > 1 and not settings.redis_url:
-        print(
-            f"parley: --workers {workers} needs REDIS_URL. With the in-memory broker a message "
-            "sent through one worker never reaches sockets held by another. Set "
-            "REDIS_URL=redis://host:6379/0, or run one worker.",
-            file=sys.stderr,
-        )
-        return 2
-    with contextlib.ExitStack() as stack:
-        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Each worker writes its metrics here; /metrics sums them. Set before the
-            # workers import prometheus_client.
-            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="parley-metrics-"))
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-        if not settings.database_url:
-            # Start the embedded Postgres here, once, and hand it to every worker.
-            embedded = EmbeddedPostgres(settings.pgdata)
-            admin_dsn = embedded.start()
-            stack.callback(embedded.stop)
-            os.environ["DATABASE_URL"] = asyncio.run(ensure_database(admin_dsn, "parley"))
-        config = uvicorn.Config(
-            "parley.app:create_app",
-            factory=True,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
-            workers=workers,
-            log_level=settings.log_level,
-            log_config=logging_config(settings.log_level, settings.log_format),
-            timeout_graceful_shutdown=round(settings.drain_seconds) + 5,
-            **uvicorn_options(settings),
-        )
-        server = ParleyServer(config)
-        with _deferred_sigterm() as received:
-            if workers > 1:
-                _supervise(config, server, workers, received)
-            else:
-                server.run()
-    if received:
-        # Die of the signal, as a supervisor expects, but only after the cleanup above.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM)
-    return 0
-
-
-def _supervise(
-    config: uvicorn.Config, server: ParleyServer, workers: int, received: list[int]
-) -> None:
-    """Run ``workers`` copies of ``server`` on one listening socket; restart any that dies;
-    on SIGTERM or SIGINT, pass it on (each worker drains) and wait for them to finish."""
-    sock = config.bind_socket()
-    stop = threading.Event()
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-
-    def on_signal(signum: int, frame: object) -> None:
-        if signum == signal.SIGTERM:
-            received.append(signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    processes = [get_subprocess(config, server.run, [sock]) for _ in range(workers)]
-    for process in processes:
-        process.start()
-    while not stop.wait(0.5):
-        for index, process in enumerate(processes):
-            if not process.is_alive():
-                log.warning(
-                    "worker %s exited with %s; starting another", process.pid, process.exitcode
-                )
-                if metrics_dir and process.pid is not None:
-                    multiprocess.mark_process_dead(process.pid, metrics_dir)  # type: ignore[no-untyped-call]
-                processes[index] = get_subprocess(config, server.run, [sock])
-                processes[index].start()
-    for process in processes:
-        if process.pid is not None and process.is_alive():
-            os.kill(process.pid, signal.SIGTERM)
-    for process in processes:
-        process.join(config.timeout_graceful_shutdown or 30)
-        if process.is_alive():
-            process.kill()
-            process.join()
-    sock.close()
-
-
-@contextlib.contextmanager
-def _deferred_sigterm() -> Iterator[list[int]]:
-    """uvicorn re-raises SIGTERM after its graceful shutdown, which would kill us before the
-    embedded Postgres is stopped; note it instead and let the caller re-raise it."""
-    received: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return serve(settings, args.host, args.port, args.workers)
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,9 +18,15 @@ the event loop's turn, together with every other frame for that socket framed in
 turn (an ack and the events after it; a batch's messages to one device). Order is kept:
 anything uvicorn writes itself (a close, a pong) takes the pending frames with it, first.
 
-It relies on uvicorn's attribute names (``queue``, ``writable``, ``request``, ``response``,
-``conn``, ``handshake_complete``), hence the lower bound in pyproject.toml;
-tests/test_wsproto.py checks them against the installed uvicorn.
+It relies on uvicorn's attribute names, which uvicorn does not promise: ``queue``,
+``writable``, ``request``, ``response``, ``conn``, ``handshake_complete``, ``close_sent``,
+``initial_response``, ``disconnected``, ``transport`` and ``loop``. pyproject.toml bounds
+uvicorn on both sides for that reason, and tests/test_wsproto.py checks how the installed
+uvicorn uses them. When that test fails after a uvicorn upgrade: read the new
+``websockets_sansio_impl.py``; if the names and their use are unchanged, move the upper
+bound to the release tested; if not, adapt this class to them (every gateway test runs it),
+or, to ship at once, set ``"ws": "websockets-sansio"`` in app.uvicorn_options and lose only
+the memory and corking gains (bench S2, S4).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""The gateway end to end: real uvicorn, real WebSocket clients, real Postgres."""
+"""Every request end to end, from frame to use case and back: real uvicorn, real WebSocket
+clients, real Postgres."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from parley import store
+from parley import protocol, store
+from parley.gateway.dispatch import ADAPTERS
 from tests.clients import Gateway
 from tests.conftest import gateway_settings, running_gateway
 from tests.world import World, table_snapshot
@@ -249,3 +251,7 @@ async def test_an_outsider_cannot_tell_a_conversation_from_a_missing_one(
         assert eve.pending() == []
     after = await table_snapshot(world.pool)
     assert after["counts"]["messages"] == before["counts"]["messages"] + 1  # John's, not Eve's
+
+
+def test_every_client_frame_type_has_an_adapter_to_a_use_case() -> None:
+    assert set(ADAPTERS) == set(protocol.CLIENT_FRAME_TYPES.values())
