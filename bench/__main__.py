@@ -210,8 +210,16 @@ async def parley_run(
     stalled: int = 0,
     redis_url: str | None = None,
 ) -> loadgen.Measurements:
+    import psutil
+
     async with parley(dsn, redis_url=redis_url) as process:
-        return await load(parley_target(process), pairs, senders_per_pair, seconds, rate, stalled)
+        assert process.process is not None
+        server = psutil.Process(process.process.pid)
+        before = server.cpu_times()
+        m = await load(parley_target(process), pairs, senders_per_pair, seconds, rate, stalled)
+        after = server.cpu_times()
+        m.server_cpu_seconds = after.user + after.system - before.user - before.system
+        return m
 
 
 class PeerProcess(GatewayProcess):
@@ -247,6 +255,11 @@ def summary(m: loadgen.Measurements) -> dict[str, Any]:
             "p50": round(loadgen.percentile(m.deliver_seconds, 0.50) * ms, 2),
             "p99": round(loadgen.percentile(m.deliver_seconds, 0.99) * ms, 2),
         },
+        "server_cpu_us_per_message": (
+            round(m.server_cpu_seconds / m.acked * 1e6, 1)
+            if m.server_cpu_seconds is not None and m.acked
+            else None
+        ),
     }
 
 
@@ -281,7 +294,8 @@ async def throughput(
         ack, deliver = figures["ack_ms"], figures["deliver_ms"]
         print(
             f"{'S2' if hot else 'S1'} {clients:>4} clients: parley {m.throughput:8.1f} msg/s "
-            f"(ack p50 {ack['p50']} ms, p99 {ack['p99']} ms; deliver p99 {deliver['p99']} ms), "
+            f"(ack p50 {ack['p50']} ms, p99 {ack['p99']} ms; deliver p99 {deliver['p99']} ms; "
+            f"server CPU {figures['server_cpu_us_per_message']} us/msg), "
             f"pgbench {tps:8.1f} tps, ratio {ratio}",
             flush=True,
         )

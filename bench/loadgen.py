@@ -156,6 +156,8 @@ class Measurements:
     started: float = 0.0
     finished: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # CPU seconds the server process used while it was driven (user + system), when known.
+    server_cpu_seconds: float | None = None
 
     async def settle(self, within: float) -> None:
         """Wait for deliveries still in flight after the last send (at most ``within`` s)."""

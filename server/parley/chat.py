@@ -299,9 +299,12 @@ class Chat:
             metadata=metadata,
             limits=self.limits,
         )
-        buyer_id, seller_id = await store.participants(self.pool, conversation_id)
-        await self._after_commit(self.events.system_message(sent.message, buyer_id, seller_id))
+        await self._after_commit(self._system_message_committed(sent.message))
         return sent
+
+    async def _system_message_committed(self, message: Message) -> None:
+        buyer_id, seller_id = await store.participants(self.pool, message.conversation_id)
+        await self.events.system_message(message, buyer_id, seller_id)
 
     # --- after a commit --------------------------------------------------------------------
 
