@@ -108,7 +108,7 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_keep_flowing(
         print(f"\nstalled client cut off after {sends} messages of 12 KB")
 
         # When the tablet finally reads, it finds its connection ended; a reconnect and a
-        # sync would give it everything (tests/test_gateway.py covers sync).
+        # sync would give it everything (tests/gateway/test_dispatch.py covers sync).
         with contextlib.suppress(ConnectionClosed):
             async with asyncio.timeout(10):
                 async for _ in tablet:
