@@ -49,6 +49,7 @@ class Harness:
         self.hub = Hub(broker)
         self.events = Events(broker)
         self.chat = Chat(pool, self.events, Limits(typing_interval_seconds=0))
+        self.hub.on_note = self.chat.typing_tracker.on_note
         self.devices = {
             f"{name}-{kind}": Device(user.id, f"{name}-{kind}")
             for name, user in (("john", world.john), ("mary", world.mary), ("eve", world.eve))
@@ -116,7 +117,13 @@ async def test_a_send_commits_then_tells_both_sides_but_the_sending_device(
 
     published = await harness.published()
     new = {"type": "message.new", "message": msgspec.json.decode(msgspec.json.encode(sent.message))}
-    badge = {"type": "unread", "total": 1, "conversation_id": conversation.id, "count": 1}
+    badge = {
+        "type": "unread",
+        "total": 1,
+        "conversation_id": conversation.id,
+        "count": 1,
+        "version": 1,
+    }
     assert published == {
         "john-laptop": [new],
         "mary-phone": [new, badge],
@@ -161,13 +168,14 @@ async def test_refused_sends_write_nothing_and_tell_nobody(
     assert await harness.published() == {}
 
 
-async def test_a_read_tells_the_peer_and_badges_the_readers_devices(
+async def test_a_read_tells_the_peer_and_the_readers_other_devices_and_badges_all_of_hers(
     harness: Harness, world: World, conversation: Conversation
 ) -> None:
     await harness.chat.send(world.john.id, conversation.id, client_msg_id="c1", content="hi")
     await harness.published()
-    receipt = await harness.chat.read(world.mary.id, conversation.id, up_to_seq=1)
+    receipt = await harness.chat.read(world.mary.id, conversation.id, 1, "mary-phone")
     assert receipt.advanced
+    assert (receipt.unread_count, receipt.unread_version) == (0, 2)
     published = await harness.published()
     read = {
         "type": "message.read",
@@ -176,12 +184,18 @@ async def test_a_read_tells_the_peer_and_badges_the_readers_devices(
         "up_to_seq": 1,
         "read_at": published["john-phone"][0]["read_at"],
     }
-    badge = {"type": "unread", "total": 0, "conversation_id": conversation.id, "count": 0}
+    badge = {
+        "type": "unread",
+        "total": 0,
+        "conversation_id": conversation.id,
+        "count": 0,
+        "version": 2,
+    }
     assert published == {
         "john-phone": [read],
         "john-laptop": [read],
         "mary-phone": [badge],
-        "mary-laptop": [badge],
+        "mary-laptop": [read, badge],
     }
     # Reading again moves nothing, and tells nobody.
     assert not (await harness.chat.read(world.mary.id, conversation.id, up_to_seq=1)).advanced
@@ -197,7 +211,13 @@ async def test_a_delete_reaches_the_users_other_devices_only(
     assert deleted.deleted
     assert deleted.unread_count == 0
     published = await harness.published()
-    badge = {"type": "unread", "total": 0, "conversation_id": conversation.id, "count": 0}
+    badge = {
+        "type": "unread",
+        "total": 0,
+        "conversation_id": conversation.id,
+        "count": 0,
+        "version": 2,
+    }
     assert [f["type"] for f in published["mary-laptop"]] == ["conversation.updated", "unread"]
     assert published["mary-laptop"][0]["conversation"]["deleted"] is True
     assert published == {"mary-phone": [badge], "mary-laptop": published["mary-laptop"]}
@@ -293,8 +313,8 @@ async def test_reads_of_state_publish_nothing(
 ) -> None:
     await harness.chat.send(world.john.id, conversation.id, client_msg_id="c1", content="hi")
     await harness.published()
-    user, total = await harness.chat.connect(world.mary.id)
-    assert (user.id, total) == (world.mary.id, 1)
+    user, total, version = await harness.chat.connect(world.mary.id)
+    assert (user.id, total, version) == (world.mary.id, 1, 1)
     assert (await harness.chat.get(world.mary.id, conversation.id)).unread_count == 1
     page = await harness.chat.inbox(world.mary.id, None, 20, False)
     assert [c.id for c in page.conversations] == [conversation.id]

@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 send_batch_max=settings.send_batch_max,
                 send_batch_in_flight=settings.send_batch_in_flight,
             )
+            hub.on_note = chat.typing_tracker.on_note
             # At shutdown, before the broker goes: hand over the events of what committed.
             stack.push_async_callback(chat.idle)
             services = app.state.services = Services(settings, pool, hub, events, chat)

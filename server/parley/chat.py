@@ -91,8 +91,9 @@ class Chat:
     # --- a user's requests ---------------------------------------------------------------
 
     @_use_case
-    async def connect(self, user_id: int) -> tuple[User, int]:
-        """A device says hello: the user (created on first sight) and their unread total."""
+    async def connect(self, user_id: int) -> tuple[User, int, int]:
+        """A device says hello: the user (created on first sight), their unread total and
+        its badge version."""
         return await store.ensure_user(self.pool, user_id)
 
     @_use_case
@@ -129,7 +130,7 @@ class Chat:
         """Store the message (in one commit with whatever else is being sent); then both
         sides get message.new (a replay too: if the first attempt's gateway died between
         commit and publish, this is the delivery) and the recipient their badge. The sender's
-        typing indicator is cleared."""
+        typing indicator ends, on every gateway, and its stop reaches the peer first."""
         request = SendRequest(
             conversation_id=conversation_id,
             sender_id=user_id,
@@ -144,7 +145,6 @@ class Chat:
         message = result.message
         assert message.recipient_id is not None
         self._remember(conversation_id, (user_id, message.recipient_id))
-        self.typing_tracker.stop(user_id, conversation_id)
         return result
 
     @_use_case
@@ -154,17 +154,20 @@ class Chat:
         return await store.history(self.pool, conversation_id, user_id, before_seq, limit)
 
     @_use_case
-    async def read(self, user_id: int, conversation_id: int, up_to_seq: int) -> ReadReceipt:
-        """Move the user's read watermark forward; the peer gets the receipt, the user's
-        devices their badge. Nothing is told when the watermark did not move."""
+    async def read(
+        self, user_id: int, conversation_id: int, up_to_seq: int, connection_id: str = ""
+    ) -> ReadReceipt:
+        """Move the user's read watermark forward; the peer and the user's other devices get
+        the receipt, and all the user's devices their badge. Nothing is told when the
+        watermark did not move."""
         receipt = await store.mark_read(self.pool, conversation_id, user_id, up_to_seq)
         if receipt.advanced:
-            await self._after_commit(self._read_committed(receipt))
+            await self._after_commit(self._read_committed(receipt, connection_id))
         return receipt
 
-    async def _read_committed(self, receipt: ReadReceipt) -> None:
+    async def _read_committed(self, receipt: ReadReceipt, connection_id: str) -> None:
         peer = await self._peer(receipt.reader_id, receipt.conversation_id)
-        await self.events.message_read(receipt, peer)
+        await self.events.message_read(receipt, peer, skip=connection_id)
         await self._push_badge(receipt.reader_id, receipt.conversation_id)
 
     @_use_case
@@ -218,26 +221,31 @@ class Chat:
     @_use_case
     async def sync(self, user_id: int, last_seqs: Mapping[int, int]) -> SyncResult:
         """Catch up after a reconnect: for each conversation, its state and up to SYNC_PAGE
-        messages after the seq the device has; conversations not the user's are not_found."""
+        messages after the seq the device has; conversations not the user's are not_found.
+        All of it is read in one snapshot, so the badge version fits every count in it."""
         caught_up, not_found = [], []
-        for conversation_id, last_seq in last_seqs.items():
-            try:
-                conversation = await store.get_conversation(self.pool, conversation_id, user_id)
-                messages = await store.messages_after(
-                    self.pool, conversation_id, user_id, last_seq, SYNC_PAGE + 1
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            for conversation_id, last_seq in last_seqs.items():
+                try:
+                    conversation = await store.get_conversation(conn, conversation_id, user_id)
+                    messages = await store.messages_after(
+                        conn, conversation_id, user_id, last_seq, SYNC_PAGE + 1
+                    )
+                except NotFound:
+                    not_found.append(conversation_id)
+                    continue
+                caught_up.append(
+                    CatchUp(
+                        conversation=self._seen(conversation),
+                        messages=messages[:SYNC_PAGE],
+                        has_more=len(messages) > SYNC_PAGE,
+                    )
                 )
-            except NotFound:
-                not_found.append(conversation_id)
-                continue
-            caught_up.append(
-                CatchUp(
-                    conversation=self._seen(conversation),
-                    messages=messages[:SYNC_PAGE],
-                    has_more=len(messages) > SYNC_PAGE,
-                )
-            )
-        total = await store.unread_total(self.pool, user_id)
-        return SyncResult(conversations=caught_up, not_found=not_found, unread_total=total)
+            total, version = await store.badge_of(conn, user_id)
+        return SyncResult(caught_up, not_found, unread_total=total, unread_version=version)
 
     # --- the marketplace's requests (internal API) -----------------------------------------
 
@@ -303,8 +311,10 @@ class Chat:
         return sent
 
     async def _system_message_committed(self, message: Message) -> None:
-        buyer_id, seller_id = await store.participants(self.pool, message.conversation_id)
-        await self.events.system_message(message, buyer_id, seller_id)
+        # A side that deleted the conversation does not see it come back for a notice, so
+        # it gets no event for it either.
+        shown = await store.participants_shown(self.pool, message.conversation_id)
+        await self.events.system_message(message, shown)
 
     # --- after a commit --------------------------------------------------------------------
 
@@ -317,23 +327,27 @@ class Chat:
     async def _sends_committed(
         self, batch: list[tuple[SendRequest, str]], results: list[SentMessage | ParleyError]
     ) -> None:
-        """message.new to both sides of each message (not the sending socket), then each
-        recipient's badge, read once for the whole batch."""
+        """message.new to both sides of each message (not the sending socket), after the
+        typing stop of each sender who was typing there; then each recipient's badge, read
+        once for the whole batch."""
         sent: list[tuple[Message, str]] = []
+        typing_ended: list[tuple[int, int, int]] = []
         recipients: dict[tuple[int, int], None] = {}
-        for (_, connection_id), result in zip(batch, results, strict=True):
+        for (request, connection_id), result in zip(batch, results, strict=True):
             if isinstance(result, SentMessage):
                 message = result.message
                 assert message.recipient_id is not None
                 sent.append((message, connection_id))
+                peer = self.typing_tracker.take(request.sender_id, message.conversation_id)
+                if peer is not None:
+                    typing_ended.append((request.sender_id, message.conversation_id, peer))
                 if not result.replayed:
                     recipients[(message.recipient_id, message.conversation_id)] = None
-        await self.events.messages_new(sent)
+        await self.events.messages_new(sent, typing_ended, self.typing_tracker.origin)
         await self.events.unread(await store.badges(self.pool, list(recipients)))
 
     async def _push_badge(self, user_id: int, conversation_id: int) -> None:
-        count, total = await store.badge(self.pool, user_id, conversation_id)
-        await self.events.unread([(user_id, conversation_id, count, total)])
+        await self.events.unread([await store.badge(self.pool, user_id, conversation_id)])
 
     async def _after_commit(self, notification: Awaitable[None]) -> None:
         # The change is committed and will be answered as such: failing to tell the devices

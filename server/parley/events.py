@@ -16,10 +16,20 @@ import msgspec
 
 from parley import metrics, protocol
 from parley.broker import Broker
-from parley.hub import envelope, user_channel
-from parley.models import Conversation, Message, ReadReceipt
+from parley.hub import envelope, note_envelope, user_channel
+from parley.models import Badge, Conversation, Message, ReadReceipt
 
-Badge = tuple[int, int, int, int]  # (user, conversation, count, total), as store.badges gives
+
+class TypingNote(msgspec.Struct, frozen=True):
+    """For the other gateway processes holding the typist's sockets (typing_tracker.py)."""
+
+    state: Literal["start", "stop"]
+    conversation_id: int
+    peer_id: int
+    origin: str  # the process that sent it, which ignores its own notes
+
+
+_encode_note = msgspec.json.Encoder().encode
 
 
 class Events:
@@ -34,9 +44,20 @@ class Events:
         payload = envelope(skip, encoded)
         await self._publish([(user_channel(user), payload) for user in user_ids])
 
-    async def messages_new(self, sent: Sequence[tuple[Message, str]]) -> None:
-        """message.new to both participants of each (message, skip), in one hand-over."""
-        batch = []
+    async def messages_new(
+        self,
+        sent: Sequence[tuple[Message, str]],
+        typing_ended: Iterable[tuple[int, int, int]] = (),
+        origin: str = "",
+    ) -> None:
+        """message.new to both participants of each (message, skip), in one hand-over. Each
+        (typist, conversation, peer) in ``typing_ended`` stopped typing by sending: the peer
+        gets that ``typing`` stop before the message itself."""
+        batch = [
+            message
+            for typist, conversation_id, peer_id in typing_ended
+            for message in self._typing(typist, conversation_id, peer_id, "stop", 0, origin)
+        ]
         for message, skip in sent:
             assert message.sender_id is not None, "users' messages only"
             assert message.recipient_id is not None, "users' messages only"
@@ -45,36 +66,43 @@ class Events:
             batch.append((user_channel(message.recipient_id), payload))
         await self._publish(batch)
 
-    async def system_message(self, message: Message, buyer_id: int, seller_id: int) -> None:
-        """message.new of a marketplace notice, to both sides."""
-        await self.publish([buyer_id, seller_id], protocol.MessageNew(message=message))
+    async def system_message(self, message: Message, user_ids: Iterable[int]) -> None:
+        """message.new of a marketplace notice, to the sides it shows for."""
+        await self.publish(user_ids, protocol.MessageNew(message=message))
 
     async def unread(self, badges: Iterable[Badge]) -> None:
-        """Each user's badge after their counters changed: this conversation's and the total."""
+        """Each user's badge after their counters changed: this conversation's count, the
+        total, and the version they were both true at."""
         await self._publish(
             [
                 (
-                    user_channel(user_id),
+                    user_channel(badge.user_id),
                     envelope(
                         "",
                         protocol.encode(
-                            protocol.Unread(total=total, conversation_id=conversation, count=count)
+                            protocol.Unread(
+                                total=badge.total,
+                                conversation_id=badge.conversation_id,
+                                count=badge.count,
+                                version=badge.version,
+                            )
                         ),
                     ),
                 )
-                for user_id, conversation, count, total in badges
+                for badge in badges
             ]
         )
 
-    async def message_read(self, receipt: ReadReceipt, peer_id: int) -> None:
-        """The read receipt, to the side whose messages were read."""
+    async def message_read(self, receipt: ReadReceipt, peer_id: int, skip: str = "") -> None:
+        """The read receipt, to the side whose messages were read and to the reader's own
+        devices (except ``skip``, the one that read), so that every device agrees."""
         event = protocol.MessageRead(
             conversation_id=receipt.conversation_id,
             reader_id=receipt.reader_id,
             up_to_seq=receipt.up_to_seq,
             read_at=receipt.read_at,
         )
-        await self.publish([peer_id], event)
+        await self.publish([peer_id, receipt.reader_id], event, skip)
 
     async def conversation_updated(self, conversation: Conversation, skip: str = "") -> None:
         """A participant's own view of a conversation, to that participant."""
@@ -89,15 +117,35 @@ class Events:
         peer_id: int,
         state: Literal["start", "stop"],
         expires_in_ms: int,
+        origin: str = "",
     ) -> None:
-        """``user_id`` started or stopped typing, to the other participant."""
+        """``user_id`` started or stopped typing: the event to the other participant, and a
+        note to the gateways holding the typist's own sockets."""
+        await self._publish(
+            self._typing(user_id, conversation_id, peer_id, state, expires_in_ms, origin)
+        )
+
+    def _typing(
+        self,
+        user_id: int,
+        conversation_id: int,
+        peer_id: int,
+        state: Literal["start", "stop"],
+        expires_in_ms: int,
+        origin: str,
+    ) -> list[tuple[str, bytes]]:
+        # The note first: a peer that saw the event knows the note is on its way too.
+        note = TypingNote(state, conversation_id, peer_id, origin)
         event = protocol.TypingEvent(
             conversation_id=conversation_id,
             user_id=user_id,
             state=state,
             expires_in_ms=expires_in_ms,
         )
-        await self.publish([peer_id], event)
+        return [
+            (user_channel(user_id), note_envelope(_encode_note(note))),
+            (user_channel(peer_id), envelope("", protocol.encode(event))),
+        ]
 
     async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
         if messages:

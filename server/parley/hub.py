@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from parley import metrics, protocol
@@ -48,6 +49,17 @@ def envelope(skip: str, event: bytes) -> bytes:
     return skip.encode() + _SEPARATOR + event
 
 
+# In place of a connection id: a note for the gateways that hold the user's sockets (who is
+# typing, across processes), which no socket gets.
+_NOTE = b"*"
+
+
+def note_envelope(note: bytes) -> bytes:
+    """A note on a user's channel, handed to Hub.on_note on every gateway holding a socket of
+    that user, and to no socket."""
+    return _NOTE + _SEPARATOR + note
+
+
 class Hub:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -56,6 +68,8 @@ class Hub:
         self._subscriptions = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._change = asyncio.Event()
+        # Who takes the notes on a user's channel: (user id, note).
+        self.on_note: Callable[[int, bytes], None] | None = None
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -124,6 +138,10 @@ class Hub:
         if not sockets:
             return
         skip, _, event = received.payload.partition(_SEPARATOR)
+        if skip == _NOTE:
+            if self.on_note is not None:
+                self.on_note(user_id, event)
+            return
         skip_id = skip.decode()
         frame = event.decode()  # once per event, not once per socket
         for socket in tuple(sockets):

@@ -60,6 +60,7 @@ class Conversation(msgspec.Struct, frozen=True):
     last_message_at: datetime | None
     role: Role
     unread_count: int
+    unread_version: int  # the version of the viewer's badge that unread_count is true at
     last_read_seq: int
     peer_last_read_seq: int
     cleared_seq: int
@@ -97,14 +98,30 @@ class ReadReceipt(msgspec.Struct, frozen=True):
     read_at: datetime
     messages_marked: int  # rows whose is_read changed now
     unread_count: int  # the reader's badge for this conversation afterwards
+    unread_version: int  # the version of the reader's badge that unread_count is true at
     advanced: bool  # False when the watermark was already at or past up_to_seq
 
 
+class Badge(msgspec.Struct, frozen=True):
+    """A user's unread count in one conversation and in all of them, and the version of
+    their badge these were true at: read together, so they were true together."""
+
+    user_id: int
+    conversation_id: int
+    count: int
+    total: int
+    version: int
+
+
 class CounterDrift(msgspec.Struct, frozen=True):
+    """A cached value that differs from a recount: of a conversation, or of a user's badge
+    (conversation_id 0 then, and user_id set)."""
+
     conversation_id: int
     field: str
     stored: int
     actual: int
+    user_id: int | None = None
 
 
 class CatchUp(msgspec.Struct, frozen=True):
@@ -116,6 +133,9 @@ class CatchUp(msgspec.Struct, frozen=True):
 
 
 class SyncResult(msgspec.Struct, frozen=True):
+    """One moment of the user's conversations: everything here was read in one snapshot."""
+
     conversations: list[CatchUp]
     not_found: list[int]  # not the caller's, or no such conversation: the two look the same
     unread_total: int
+    unread_version: int

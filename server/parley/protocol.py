@@ -214,6 +214,7 @@ class Unread(msgspec.Struct, tag="unread", tag_field="type", frozen=True):
     total: int
     conversation_id: int
     count: int
+    version: int  # grows with every change of the user's counters: apply only newer ones
 
 
 class ConversationUpdated(
@@ -229,6 +230,7 @@ class Resync(msgspec.Struct, tag="resync", tag_field="type", frozen=True):
 class HelloData(msgspec.Struct, frozen=True):
     user: User
     unread_total: int
+    unread_version: int
     connection_id: str
     limits: dict[str, int | float]
 

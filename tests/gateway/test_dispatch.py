@@ -50,6 +50,7 @@ async def test_john_asks_mary_about_her_phone_on_every_device(
                 "total": 1,
                 "conversation_id": conversation["id"],
                 "count": 1,
+                "version": 1,
             }
 
         receipt = await mary_tablet.ok(

@@ -1,7 +1,10 @@
 """A Hypothesis state machine drives the store and an in-memory model side by side.
 
-Sends, retries, reads, deletes, archives and product sales in any order; after every step
-the badges, previews, history and inbox folders of every user must match the model.
+Sends, system notices, retries, reads, deletes, archives and product sales in any order;
+after every step the badges (total and version), previews, history, read state and inbox
+folders of every user must match the model, and each data rule of docs/data.md must hold:
+is_read agrees with the watermark, the folder agrees with the listing's status, time
+follows seq, and a notice is shown only to the sides it does not leave hidden.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ contents = st.text(
 @dataclass
 class ModelMessage:
     seq: int
-    sender: int
-    recipient: int
+    sender: int | None  # None: a system notice, to nobody in particular
+    recipient: int | None
     content: str
     client_msg_id: str
     is_read: bool = False
@@ -95,6 +98,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: dict[int, ModelConversation] = {}
         self.sold: set[int] = set()
         self.client_ids = itertools.count(1)
+        # Each user's badge version: one more for every step that changes their total.
+        self.versions = dict.fromkeys(USERS, 0)
+        self.totals = dict.fromkeys(USERS, 0)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -165,9 +171,34 @@ class StoreMachine(RuleBasedStateMachine):
         conversation.messages.append(
             ModelMessage(sent.message.seq, sender, recipient, content, client_msg_id)
         )
+        assert conversation.last_at is None or sent.message.created_at >= conversation.last_at
         conversation.last_at = sent.message.created_at
         for side in conversation.sides.values():
             side.deleted = side.archived = False
+
+    @rule(conversation_id=conversations, content=contents)
+    def notice(self, conversation_id: int, content: str) -> None:
+        conversation = self.model[conversation_id]
+        client_msg_id = f"n{next(self.client_ids)}"
+        sent = self.run(
+            store.send_message(
+                self.pool,
+                conversation_id=conversation_id,
+                sender_id=None,
+                client_msg_id=client_msg_id,
+                content=content,
+                message_type="system",
+            )
+        )
+        assert sent.message.seq == len(conversation.messages) + 1
+        conversation.messages.append(
+            ModelMessage(sent.message.seq, None, None, content, client_msg_id)
+        )
+        assert conversation.last_at is None or sent.message.created_at >= conversation.last_at
+        conversation.last_at = sent.message.created_at
+        # A notice un-hides nothing; those who deleted the conversation are not told of it.
+        shown = self.run(store.participants_shown(self.pool, conversation_id))
+        assert shown == [u for u, side in conversation.sides.items() if not side.deleted]
 
     @precondition(lambda self: any(c.messages for c in self.model.values()))
     @rule(data=st.data())
@@ -181,6 +212,7 @@ class StoreMachine(RuleBasedStateMachine):
                 sender_id=message.sender,
                 client_msg_id=message.client_msg_id,
                 content=message.content,
+                message_type="text" if message.sender is not None else "system",
             )
         )
         assert again.replayed
@@ -199,15 +231,15 @@ class StoreMachine(RuleBasedStateMachine):
         target = min(up_to, len(conversation.messages))
         assert receipt.advanced == (target > side.last_read)
         if receipt.advanced:
+            # Everything to the reader up to the watermark is read, cleared messages too.
             for message in conversation.messages:
-                if (
-                    message.recipient == reader
-                    and max(side.last_read, side.cleared) < (message.seq) <= target
-                ):
+                if message.recipient == reader and side.last_read < message.seq <= target:
                     message.is_read = True
             side.last_read = target
         assert receipt.up_to_seq == side.last_read
         assert receipt.unread_count == conversation.unread(reader)
+        self._badges_moved()
+        assert receipt.unread_version == self.versions[reader]
 
     @rule(conversation_id=conversations, by_buyer=st.booleans())
     def delete(self, conversation_id: int, by_buyer: bool) -> None:
@@ -221,6 +253,11 @@ class StoreMachine(RuleBasedStateMachine):
     def archive(self, conversation_id: int, by_buyer: bool, archived: bool) -> None:
         conversation = self.model[conversation_id]
         user = conversation.buyer if by_buyer else conversation.seller
+        if not archived and conversation.status == "archived":
+            # The listing is gone: the conversation stays in the archive, nothing changes.
+            with pytest.raises(ProductUnavailable):
+                self.run(store.unarchive(self.pool, user, conversation_id))
+            return
         change = store.archive if archived else store.unarchive
         view = self.run(change(self.pool, user, conversation_id))
         conversation.sides[user].archived = archived
@@ -229,17 +266,20 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(product=st.sampled_from(sorted(PRODUCTS)), sold=st.booleans())
     def sell_or_relist(self, product: int, sold: bool) -> None:
         status = "sold" if sold else "active"
-        self.run(store.upsert_product(self.pool, product, PRODUCTS[product], status=status))
-        # Only a change of status archives: the marketplace re-sending "sold" must not undo
-        # an unarchive the user chose since.
-        newly_sold = sold and product not in self.sold
+        _, changed = self.run(
+            store.upsert_product(self.pool, product, PRODUCTS[product], status=status)
+        )
+        # The status alone decides: sold puts a conversation in both archives, relisting
+        # brings it back to each inbox unless that side archived it themselves.
         (self.sold.add if sold else self.sold.discard)(product)
+        expected_changes = []
         for conversation in self.model.values():
             if conversation.product == product:
-                conversation.status = "archived" if sold else "active"
-                if newly_sold:
-                    for side in conversation.sides.values():
-                        side.archived = True
+                new_status = "archived" if sold else "active"
+                if conversation.status != new_status:
+                    expected_changes.append(conversation.id)
+                conversation.status = new_status
+        assert sorted(changed) == sorted(expected_changes)
 
     @rule(conversation_id=conversations, outsider=st.sampled_from(USERS))
     def outsider_is_turned_away(self, conversation_id: int, outsider: int) -> None:
@@ -261,8 +301,18 @@ class StoreMachine(RuleBasedStateMachine):
 
     # --- what must hold after every step ----------------------------------------------------
 
+    def _badges_moved(self) -> None:
+        """The step just taken was one transaction: each user whose total it changed has a
+        badge one version newer."""
+        for user in USERS:
+            total = sum(c.unread(user) for c in self.model.values() if user in c.sides)
+            if total != self.totals[user]:
+                self.totals[user] = total
+                self.versions[user] += 1
+
     @invariant()
     def database_matches_model(self) -> None:
+        self._badges_moved()
         self.run(self._compare())
 
     async def _compare(self) -> None:
@@ -275,16 +325,29 @@ class StoreMachine(RuleBasedStateMachine):
                 assert view.last_seq == len(conversation.messages)
                 assert view.last_message_text == (last.content if last else None)
                 assert view.last_message_at == conversation.last_at
-                assert (view.deleted, view.archived) == (side.deleted, side.archived)
+                folder = side.archived or conversation.status == "archived"
+                assert (view.deleted, view.archived) == (side.deleted, folder)
+                assert view.unread_version == self.versions[user]
                 assert (view.last_read_seq, view.cleared_seq) == (side.last_read, side.cleared)
                 assert view.status == conversation.status
                 history = await store.history(self.pool, conversation.id, user, limit=200)
                 assert [(m.seq, m.content) for m in history] == [
                     (m.seq, m.content) for m in conversation.messages if m.seq > side.cleared
                 ]
+                stored = {
+                    m.seq: m
+                    for m in await store.messages_after(
+                        self.pool, conversation.id, user, 0, limit=200
+                    )
+                }
+                for message in conversation.messages:
+                    if message.recipient == user and message.seq in stored:
+                        # is_read and the watermark agree.
+                        assert stored[message.seq].is_read == (message.seq <= side.last_read)
+                        assert message.is_read == (message.seq <= side.last_read)
         for user in USERS:
             total = sum(c.unread(user) for c in self.model.values() if user in c.sides)
-            assert await store.unread_total(self.pool, user) == total
+            assert await store.badge_of(self.pool, user) == (total, self.versions[user])
             for archived in (False, True):
                 page = await store.inbox(self.pool, user, limit=200, archived=archived)
                 assert [c.id for c in page.conversations] == self._inbox(user, archived)
@@ -296,7 +359,7 @@ class StoreMachine(RuleBasedStateMachine):
             if user in c.sides
             and c.last_at is not None
             and not c.sides[user].deleted
-            and c.sides[user].archived == archived
+            and (c.sides[user].archived or c.status == "archived") == archived
         ]
         listed.sort(key=lambda c: (c.last_at, c.id), reverse=True)
         return [c.id for c in listed]
@@ -307,7 +370,7 @@ def test_store_matches_an_in_memory_model(database_url: str) -> None:
     run_state_machine_as_test(
         StoreMachine,
         settings=settings(
-            max_examples=30,
+            max_examples=200,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

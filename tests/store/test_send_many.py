@@ -9,7 +9,7 @@ import asyncpg
 
 from parley import store
 from parley.errors import ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
-from parley.models import SentMessage
+from parley.models import Badge, SentMessage
 from parley.store import SendRequest
 from tests.world import World, conversation_row
 
@@ -67,8 +67,9 @@ async def test_badges_for_many_recipients_in_one_query(world: World) -> None:
     await store.send_many(
         world.pool, [SendRequest(conversation.id, world.john.id, f"x{n}", "hi") for n in range(3)]
     )
+    # One statement, one transaction: Mary's badge moved once, by three.
     assert await store.badges(world.pool, [(world.mary.id, conversation.id)]) == [
-        (world.mary.id, conversation.id, 3, 3)
+        Badge(world.mary.id, conversation.id, count=3, total=3, version=1)
     ]
 
 

@@ -98,7 +98,9 @@ async def _history(caller: Caller, frame: protocol.MessageHistory) -> object:
 
 @_handles(protocol.ConversationRead)
 async def _read(caller: Caller, frame: protocol.ConversationRead) -> object:
-    return await caller.chat.read(caller.user_id, frame.conversation_id, frame.up_to_seq)
+    return await caller.chat.read(
+        caller.user_id, frame.conversation_id, frame.up_to_seq, caller.connection_id
+    )
 
 
 @_handles(protocol.ConversationDelete)

@@ -167,7 +167,7 @@ class Session:
             await self._close_socket(WS_4429_TOO_MANY_CONNECTIONS, "too many connections")
             return False
         try:
-            self.user, unread_total = await self.chat.connect(user_id)
+            self.user, unread_total, unread_version = await self.chat.connect(user_id)
         except Unavailable as error:
             await gateway.hub.remove(self)
             await self._send_now(error_frame(error, frame.id))
@@ -179,6 +179,7 @@ class Session:
         hello = protocol.HelloData(
             user=self.user,
             unread_total=unread_total,
+            unread_version=unread_version,
             connection_id=self.connection_id,
             limits=gateway.public_limits,
         )

@@ -26,19 +26,22 @@ MESSAGE_COLUMNS: Final = (
 )
 
 # What a Conversation record needs beside the conversation row (aliased c, or page in the
-# inbox): its product, and the other participant as ``user`` sees them.
+# inbox): its product, the other participant as ``user`` sees them, and the version of
+# ``user``'s badge the unread count belongs to (read in the same statement, so they agree).
 VIEW_COLUMNS: Final = """
            p.seller_id AS p_seller_id, p.title AS p_title, p.price_cents AS p_price_cents,
            p.currency AS p_currency, p.image_url AS p_image_url, p.status AS p_status,
-           u.id AS u_id, u.display_name AS u_display_name, u.avatar_url AS u_avatar_url
+           u.id AS u_id, u.display_name AS u_display_name, u.avatar_url AS u_avatar_url,
+           coalesce(bv.version, 0) AS unread_version
 """
 
 
 def view_joins(alias: str, user: str) -> str:
-    """The product and the peer of conversation ``alias``, for VIEW_COLUMNS."""
+    """The product, the peer and the badge of conversation ``alias``, for VIEW_COLUMNS."""
     return f"""
       JOIN products p ON p.id = {alias}.product_id
       JOIN users u ON u.id = {peer(user, alias)}
+      LEFT JOIN badges bv ON bv.user_id = {user}
     """
 
 
@@ -53,14 +56,11 @@ def peer(user: str, alias: str = "c") -> str:
     return f"CASE WHEN {alias}.buyer_id = {user} THEN {alias}.seller_id ELSE {alias}.buyer_id END"
 
 
-def sum_of_unread(user: str) -> str:
-    """The user's badge over all their conversations in both roles (archived ones too): two
-    index-only scans of the partial unread indexes, which hold only conversations with a
-    badge."""
-    return f"""(SELECT coalesce(sum(buyer_unread_count), 0) FROM conversations
-              WHERE buyer_id = {user} AND buyer_unread_count > 0)
-         + (SELECT coalesce(sum(seller_unread_count), 0) FROM conversations
-              WHERE seller_id = {user} AND seller_unread_count > 0)"""
+# The user's badge: (total, version) from their badges row, or (0, 0) before they have one.
+BADGE_OF: Final = """
+    SELECT coalesce(sum(total), 0)::bigint AS total, coalesce(max(version), 0) AS version
+      FROM badges WHERE user_id = $1
+"""
 
 
 def own_unread(user: str, alias: str = "c") -> str:

@@ -12,10 +12,12 @@ if TYPE_CHECKING:
 
 
 async def recount_counters(db: Database) -> list[CounterDrift]:
-    """Compare every conversation's cached counters with a recount from messages.
+    """Compare every cached counter with a recount from messages.
 
-    Returns one CounterDrift per mismatch (unread counts, last_seq, seq gaps, preview); an
-    empty list means the triggers kept everything exact. Reads one consistent snapshot.
+    Returns one CounterDrift per mismatch: of a conversation (unread counts, last_seq, seq
+    gaps, preview, time against seq, messages whose is_read disagrees with the watermark),
+    or of a user (badge total); an empty list means the triggers kept everything exact.
+    Reads one consistent snapshot.
     """
     async with (
         connection(db) as conn,
@@ -28,6 +30,8 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
                    coalesce(m.seller_unread, 0) AS actual_seller_unread,
                    coalesce(m.max_seq, 0) AS actual_last_seq,
                    coalesce(m.message_count, 0) AS message_count,
+                   coalesce(m.read_state_mismatches, 0) AS read_state_mismatches,
+                   coalesce(m.time_inversions, 0) AS time_inversions,
                    (c.last_message_text IS NOT DISTINCT FROM left(last.content, 200)
                     AND c.last_message_at IS NOT DISTINCT FROM last.created_at) AS preview_ok
               FROM conversations c
@@ -38,11 +42,36 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
                            count(*) FILTER (WHERE m.recipient_id = x.seller_id AND NOT m.is_read
                                               AND m.seq > x.seller_cleared_seq) AS seller_unread,
                            max(m.seq) AS max_seq,
-                           count(*) AS message_count
-                      FROM messages m JOIN conversations x ON x.id = m.conversation_id
+                           count(*) AS message_count,
+                           count(*) FILTER (
+                               WHERE m.recipient_id IS NOT NULL
+                                 AND m.is_read <> (m.seq <= CASE WHEN m.recipient_id = x.buyer_id
+                                                                 THEN x.buyer_last_read_seq
+                                                                 ELSE x.seller_last_read_seq END)
+                           ) AS read_state_mismatches,
+                           count(*) FILTER (WHERE m.created_at < m.earlier_at) AS time_inversions
+                      FROM (SELECT *, max(created_at) OVER (PARTITION BY conversation_id
+                                                             ORDER BY seq) AS earlier_at
+                              FROM messages) m
+                      JOIN conversations x ON x.id = m.conversation_id
                      GROUP BY m.conversation_id) m ON m.conversation_id = c.id
               LEFT JOIN messages last ON last.conversation_id = c.id AND last.seq = c.last_seq
              ORDER BY c.id
+            """
+        )
+        badges = await conn.fetch(
+            """
+            SELECT coalesce(b.user_id, s.user_id) AS user_id,
+                   coalesce(b.total, 0) AS stored, coalesce(s.actual, 0) AS actual
+              FROM badges b
+              FULL JOIN (SELECT u.user_id, sum(u.n) AS actual
+                           FROM (SELECT buyer_id AS user_id, buyer_unread_count AS n
+                                   FROM conversations
+                                 UNION ALL
+                                 SELECT seller_id, seller_unread_count FROM conversations) u
+                          GROUP BY u.user_id) s ON s.user_id = b.user_id
+             WHERE coalesce(b.total, 0) <> coalesce(s.actual, 0)
+             ORDER BY 1
             """
         )
     drifts: list[CounterDrift] = []
@@ -53,10 +82,16 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
             ("last_seq", row["last_seq"], row["actual_last_seq"]),
             ("seq_gaps", 0, row["actual_last_seq"] - row["message_count"]),
             ("preview", 1, int(row["preview_ok"])),
+            ("read_state", 0, row["read_state_mismatches"]),
+            ("time_order", 0, row["time_inversions"]),
         )
         drifts.extend(
             CounterDrift(conversation_id=row["id"], field=field, stored=stored, actual=actual)
             for field, stored, actual in checks
             if stored != actual
         )
+    drifts.extend(
+        CounterDrift(0, "badge_total", row["stored"], row["actual"], user_id=row["user_id"])
+        for row in badges
+    )
     return drifts

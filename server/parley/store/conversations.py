@@ -47,6 +47,25 @@ async def participants(db: Database, conversation_id: int) -> tuple[int, int]:
     return int(row["buyer_id"]), int(row["seller_id"])
 
 
+async def participants_shown(db: Database, conversation_id: int) -> list[int]:
+    """The participants who have not deleted the conversation (those it is shown to)."""
+    row = await db.fetchrow(
+        "SELECT buyer_id, seller_id, deleted_by_buyer, deleted_by_seller"
+        " FROM conversations WHERE id = $1",
+        conversation_id,
+    )
+    if row is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return [
+        user
+        for user, deleted in (
+            (row["buyer_id"], row["deleted_by_buyer"]),
+            (row["seller_id"], row["deleted_by_seller"]),
+        )
+        if not deleted
+    ]
+
+
 async def peer_of(db: Database, conversation_id: int, user_id: int) -> int:
     """The other participant; NotFound for non-participants as for unknown conversations."""
     other = await db.fetchval(
@@ -113,10 +132,12 @@ async def _find_conversation(
 
 
 def _inbox_side(side: str) -> str:
-    # Walks the side's inbox index backwards from the cursor and stops at $5 rows.
+    # Walks the side's inbox index backwards from the cursor and stops at $5 rows. The folder
+    # expression is the index's (sql/004_live_state.sql): archived by the side, or the
+    # listing is gone.
     return f"""
         (SELECT * FROM conversations c
-          WHERE c.{side}_id = $1 AND c.archived_by_{side} = $2
+          WHERE c.{side}_id = $1 AND (c.archived_by_{side} OR c.status = 'archived') = $2
             AND NOT c.deleted_by_{side} AND c.last_message_at IS NOT NULL
             AND (c.last_message_at, c.id) < ($3, $4)
           ORDER BY c.last_message_at DESC, c.id DESC
@@ -142,8 +163,9 @@ async def inbox(
     """One page of the user's conversations, as buyer and seller together, newest activity first.
 
     Conversations without messages, and those the user deleted (until a new message arrives),
-    are left out. ``archived=True`` lists the user's archive instead. ``next_cursor`` is None
-    on the last page; pass it back unchanged to get the next one.
+    are left out. ``archived=True`` lists the user's archive instead: what they archived, and
+    every conversation whose listing is sold or deleted. ``next_cursor`` is None on the last
+    page; pass it back unchanged to get the next one.
     """
     check_page_limit(limit)
     before_at, before_id = decode_cursor(cursor)
@@ -193,7 +215,11 @@ async def archive(db: Database, user_id: int, conversation_id: int) -> Conversat
 
 
 async def unarchive(db: Database, user_id: int, conversation_id: int) -> Conversation:
-    """Bring the conversation back to the user's inbox (their side only)."""
+    """Bring the conversation back to the user's inbox (their side only).
+
+    Raises ProductUnavailable while its listing is sold or deleted: such a conversation
+    stays in both sides' archive, and nothing is changed.
+    """
     return await _set_archived(db, user_id, conversation_id, False)
 
 
@@ -202,11 +228,17 @@ async def _set_archived(
 ) -> Conversation:
     row = await db.fetchrow(
         f"""
-        UPDATE conversations c
-           SET archived_by_buyer  = CASE WHEN buyer_id  = $2 THEN $3 ELSE archived_by_buyer END,
-               archived_by_seller = CASE WHEN seller_id = $2 THEN $3 ELSE archived_by_seller END
-         WHERE id = $1 AND {participant("$2")}
-        RETURNING id
+        WITH target AS (
+            SELECT c.id, c.status FROM conversations c WHERE c.id = $1 AND {participant("$2")}
+        ), changed AS (
+            UPDATE conversations c
+               SET archived_by_buyer  = CASE WHEN buyer_id = $2 THEN $3 ELSE archived_by_buyer END,
+                   archived_by_seller =
+                       CASE WHEN seller_id = $2 THEN $3 ELSE archived_by_seller END
+              FROM target t
+             WHERE c.id = t.id AND ($3 OR t.status = 'active')
+            RETURNING c.id)
+        SELECT t.status, EXISTS (SELECT 1 FROM changed) AS changed FROM target t
         """,
         conversation_id,
         user_id,
@@ -214,6 +246,10 @@ async def _set_archived(
     )
     if row is None:
         raise NotFound(f"conversation {conversation_id} not found")
+    if not row["changed"]:
+        raise ProductUnavailable(
+            f"conversation {conversation_id}'s listing is sold or deleted: it stays archived"
+        )
     return await get_conversation(db, conversation_id, user_id)
 
 
@@ -233,10 +269,12 @@ def conversation_view(row: asyncpg.Record, user_id: int) -> Conversation:
         last_message_at=row["last_message_at"],
         role=side,  # type: ignore[arg-type]
         unread_count=row[f"{side}_unread_count"],
+        unread_version=row["unread_version"],
         last_read_seq=row[f"{side}_last_read_seq"],
         peer_last_read_seq=row[f"{other}_last_read_seq"],
         cleared_seq=row[f"{side}_cleared_seq"],
-        archived=row[f"archived_by_{side}"],
+        # The side's folder: archived by them, or the listing is gone (sql/004_live_state.sql).
+        archived=row[f"archived_by_{side}"] or row["status"] == "archived",
         deleted=row[f"deleted_by_{side}"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],

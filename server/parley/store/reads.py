@@ -1,12 +1,16 @@
-"""Reading: read receipts (the watermark each side shows the other), and badges."""
+"""Reading: read receipts (the watermark each side shows the other), and badges.
+
+A message to a side is read exactly when its seq is at or below that side's watermark; a
+badge is a user's unread counts with the version they were true at (sql/004_live_state.sql).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
 from parley.errors import InvalidArgument, NotFound
-from parley.models import ReadReceipt
-from parley.store._sql import connection, own_unread, participant, sum_of_unread
+from parley.models import Badge, ReadReceipt
+from parley.store._sql import BADGE_OF, connection, own_unread, participant
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
@@ -18,11 +22,13 @@ MARK_READ_QUERY: Final = """
        AND seq > $3 AND seq <= $4 AND NOT is_read
 """
 
+# The reader's own badge version is read in the same statement: the triggers of the UPDATE
+# of messages before it moved it in this transaction, if the reader's counters moved.
 _ADVANCE_WATERMARK: Final = {
-    "buyer": "UPDATE conversations SET buyer_last_read_seq = $2 WHERE id = $1"
-    " RETURNING buyer_unread_count",
-    "seller": "UPDATE conversations SET seller_last_read_seq = $2 WHERE id = $1"
-    " RETURNING seller_unread_count",
+    side: f"UPDATE conversations SET {side}_last_read_seq = $2 WHERE id = $1"
+    f" RETURNING {side}_unread_count AS count,"
+    f" (SELECT coalesce(max(version), 0) FROM badges WHERE user_id = $3) AS version"
+    for side in ("buyer", "seller")
 }
 
 
@@ -32,8 +38,10 @@ async def mark_read(
     """Mark the other side's messages up to ``up_to_seq`` read; the watermark only moves forward.
 
     Beyond the last message it stops at the last message. A call at or behind the current
-    watermark changes nothing and returns it with ``advanced=False``. The unread counter is
-    lowered by the trigger, once for the whole statement.
+    watermark changes nothing and returns it with ``advanced=False``. Every message to the
+    reader at or below the new watermark is read afterwards, those a delete had cleared too
+    (they counted for no badge). The unread counter is lowered by the trigger, once for the
+    whole statement.
     """
     if up_to_seq < 0:
         raise InvalidArgument("up_to_seq must not be negative")
@@ -42,8 +50,8 @@ async def mark_read(
         conversation = await conn.fetchrow(
             f"""
             SELECT buyer_id, last_seq, buyer_last_read_seq, seller_last_read_seq,
-                   buyer_cleared_seq, seller_cleared_seq, buyer_unread_count, seller_unread_count,
-                   now() AS now
+                   buyer_unread_count, seller_unread_count, now() AS now,
+                   (SELECT coalesce(max(version), 0) FROM badges WHERE user_id = $2) AS version
               FROM conversations c
              WHERE id = $1 AND {participant("$2")}
                FOR UPDATE
@@ -64,41 +72,52 @@ async def mark_read(
                 read_at=conversation["now"],
                 messages_marked=0,
                 unread_count=conversation[f"{side}_unread_count"],
+                unread_version=conversation["version"],
                 advanced=False,
             )
-        status = await conn.execute(
-            MARK_READ_QUERY,
-            conversation_id,
-            user_id,
-            max(watermark, conversation[f"{side}_cleared_seq"]),
-            target,
-        )
-        count = await conn.fetchval(_ADVANCE_WATERMARK[side], conversation_id, target)
+        status = await conn.execute(MARK_READ_QUERY, conversation_id, user_id, watermark, target)
+        after = await conn.fetchrow(_ADVANCE_WATERMARK[side], conversation_id, target, user_id)
+        assert after is not None, "the row is locked by this transaction"
     return ReadReceipt(
         conversation_id=conversation_id,
         reader_id=user_id,
         up_to_seq=target,
         read_at=conversation["now"],
         messages_marked=int(status.rsplit(" ", 1)[1]),
-        unread_count=count,
+        unread_count=after["count"],
+        unread_version=after["version"],
         advanced=True,
     )
 
 
-UNREAD_TOTAL_QUERY: Final = f"SELECT {sum_of_unread('$1')}"
+# One primary-key probe: badges.total is kept by the triggers.
+UNREAD_TOTAL_QUERY: Final = BADGE_OF
 
 
 async def unread_total(db: Database, user_id: int) -> int:
     """The user's badge: unread messages over all their conversations, both roles."""
-    return int(await db.fetchval(UNREAD_TOTAL_QUERY, user_id))
+    total, _ = await badge_of(db, user_id)
+    return total
 
 
-async def badge(db: Database, user_id: int, conversation_id: int) -> tuple[int, int]:
-    """The user's unread count in one conversation and over all of them, in one statement."""
+async def badge_of(db: Database, user_id: int) -> tuple[int, int]:
+    """The user's unread total and the version it was true at, in one statement."""
+    row = await db.fetchrow(BADGE_OF, user_id)
+    assert row is not None, "an aggregate always has a row"
+    return int(row["total"]), int(row["version"])
+
+
+_BADGE_COLUMNS: Final = """
+    coalesce(b.total, 0) AS total, coalesce(b.version, 0) AS version
+"""
+
+
+async def badge(db: Database, user_id: int, conversation_id: int) -> Badge:
+    """The user's unread count in one conversation, total and version, in one statement."""
     row = await db.fetchrow(
         f"""
-        SELECT {own_unread("$1")} AS count, {sum_of_unread("$1")} AS total
-          FROM conversations c
+        SELECT {own_unread("$1")} AS count, {_BADGE_COLUMNS}
+          FROM conversations c LEFT JOIN badges b ON b.user_id = $1
          WHERE c.id = $2 AND {participant("$1")}
         """,
         user_id,
@@ -106,24 +125,24 @@ async def badge(db: Database, user_id: int, conversation_id: int) -> tuple[int, 
     )
     if row is None:
         raise NotFound(f"conversation {conversation_id} not found")
-    return int(row["count"]), int(row["total"])
+    return Badge(user_id, conversation_id, row["count"], row["total"], row["version"])
 
 
-# Each recipient's count in one conversation and total over all of them, for many at once.
+# Each recipient's count in one conversation, total and version, for many at once.
 BADGES_QUERY: Final = f"""
-    SELECT r.user_id, r.conversation_id,
-           {own_unread("r.user_id")} AS count, {sum_of_unread("r.user_id")} AS total
+    SELECT r.user_id, r.conversation_id, {own_unread("r.user_id")} AS count, {_BADGE_COLUMNS}
       FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, conversation_id)
       JOIN conversations c ON c.id = r.conversation_id
+      LEFT JOIN badges b ON b.user_id = r.user_id
 """
 
 
-async def badges(db: Database, pairs: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
-    """(user, conversation, count, total) for each (user, conversation) pair, in one query."""
+async def badges(db: Database, pairs: list[tuple[int, int]]) -> list[Badge]:
+    """The Badge of each (user, conversation) pair, in one query."""
     if not pairs:
         return []
     rows = await db.fetch(BADGES_QUERY, [p[0] for p in pairs], [p[1] for p in pairs])
     return [
-        (row["user_id"], row["conversation_id"], int(row["count"]), int(row["total"]))
+        Badge(row["user_id"], row["conversation_id"], row["count"], row["total"], row["version"])
         for row in rows
     ]

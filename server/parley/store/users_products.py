@@ -8,7 +8,7 @@ import asyncpg
 
 from parley.errors import Forbidden, NotFound
 from parley.models import Product, User
-from parley.store._sql import connection, sum_of_unread
+from parley.store._sql import connection
 from parley.validation import check_id, check_product, check_text
 
 if TYPE_CHECKING:
@@ -37,15 +37,18 @@ async def upsert_user(
 
 
 # The hello: the user and their badge in one read (no commit), for every connect.
-_USER_AND_BADGE: Final = f"""
-    SELECT u.id, u.display_name, u.avatar_url, {sum_of_unread("u.id")} AS unread_total
-      FROM users u WHERE u.id = $1
+_USER_AND_BADGE: Final = """
+    SELECT u.id, u.display_name, u.avatar_url,
+           coalesce(b.total, 0) AS unread_total, coalesce(b.version, 0) AS unread_version
+      FROM users u LEFT JOIN badges b ON b.user_id = u.id
+     WHERE u.id = $1
 """
 
 
-async def ensure_user(db: Database, user_id: int) -> tuple[User, int]:
-    """The user and their unread total; a user the marketplace has not synced yet is created
-    with an empty profile (a valid token proves the marketplace knows them).
+async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int]:
+    """The user, their unread total and its badge version; a user the marketplace has not
+    synced yet is created with an empty profile (a valid token proves the marketplace knows
+    them).
 
     One read for a known user, so a reconnect storm costs no commits.
     """
@@ -56,7 +59,7 @@ async def ensure_user(db: Database, user_id: int) -> tuple[User, int]:
         row = await db.fetchrow(_USER_AND_BADGE, user_id)
         assert row is not None
     user = User(id=row["id"], display_name=row["display_name"], avatar_url=row["avatar_url"])
-    return user, int(row["unread_total"])
+    return user, int(row["unread_total"]), int(row["unread_version"])
 
 
 async def upsert_product(
@@ -72,9 +75,9 @@ async def upsert_product(
 ) -> tuple[Product, list[int]]:
     """Create or update a product; return it and the ids of conversations whose status changed.
 
-    A product that becomes sold or deleted archives its conversations (for both sides);
-    relisting it makes them active again. Only a change of status does this, so a
-    marketplace re-sending the same state does not undo a user's unarchive.
+    A product that becomes sold or deleted archives its conversations: their status becomes
+    ``archived``, which puts them in both sides' archive; relisting it makes them active
+    again, back in each side's inbox unless that side archived it themselves.
 
     Raises NotFound for an unknown seller, Forbidden when the product would change seller,
     InvalidArgument for a bad status, price or currency.
@@ -111,11 +114,7 @@ async def upsert_product(
             raise Forbidden(f"product {product_id} belongs to another seller; sellers are fixed")
         changed = await conn.fetch(
             """
-            UPDATE conversations
-               SET status = $2,
-                   archived_by_buyer = archived_by_buyer OR $2 = 'archived',
-                   archived_by_seller = archived_by_seller OR $2 = 'archived'
-             WHERE product_id = $1 AND status <> $2
+            UPDATE conversations SET status = $2 WHERE product_id = $1 AND status <> $2
             RETURNING id
             """,
             product_id,
