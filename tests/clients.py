@@ -29,6 +29,7 @@ class Client:
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
         self.frames: list[Frame] = []
+        self.received: list[Frame] = []  # every frame, in arrival order, never taken
         self.closed = asyncio.Event()
         self._arrived = asyncio.Condition()
         self._ids = itertools.count(1)
@@ -39,6 +40,7 @@ class Client:
         try:
             async for raw in self.connection:
                 frame = json.loads(raw)
+                self.received.append(frame)
                 async with self._arrived:
                     self.frames.append(frame)
                     self._arrived.notify_all()
