@@ -486,6 +486,9 @@ async def inbox_and_mark_read(admin_dsn: str) -> dict[str, Any]:
                 peers,
             )
             await conn.execute("INSERT INTO users (id) VALUES ($1)", me)
+            # The badge rows the users trigger would have made, with the seller's total.
+            await conn.execute("INSERT INTO badges (user_id) SELECT id FROM users")
+            await conn.execute("UPDATE badges SET total = $2 WHERE user_id = $1", me, peers)
             await conn.execute(
                 "INSERT INTO products (id, seller_id, title)"
                 " SELECT $1 + g, $2, 'p' || g FROM generate_series(0, $3 - 1) g",
