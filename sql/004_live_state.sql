@@ -101,15 +101,30 @@ END;
 $$;
 
 -- 3. Badges follow inserted messages: once per statement, after every conversation row of
---    the statement is locked (a batch of sends is one statement).
+--    the statement is locked (a batch of sends is one statement). This runs for every insert,
+--    so it is written for the common case, one recipient: one UPDATE of one row. Only a
+--    statement to several recipients takes their badge rows in user-id order first.
 CREATE FUNCTION messages_badge_inserts() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    first_user bigint;
+    last_user bigint;
 BEGIN
-    PERFORM badges_add(array_agg(d.user_id ORDER BY d.user_id), array_agg(d.n ORDER BY d.user_id))
-       FROM (SELECT i.recipient_id AS user_id, count(*) AS n
-               FROM inserted i
-              WHERE i.recipient_id IS NOT NULL AND NOT i.is_read
-              GROUP BY i.recipient_id) d;
+    SELECT min(recipient_id), max(recipient_id) INTO first_user, last_user
+      FROM inserted WHERE recipient_id IS NOT NULL AND NOT is_read;
+    IF first_user IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF first_user <> last_user THEN
+        PERFORM 1 FROM badges WHERE user_id IN (SELECT recipient_id FROM inserted)
+          ORDER BY user_id FOR UPDATE;
+    END IF;
+    UPDATE badges b
+       SET total = b.total + d.n, version = b.version + 1
+      FROM (SELECT recipient_id, count(*) AS n FROM inserted
+             WHERE recipient_id IS NOT NULL AND NOT is_read
+             GROUP BY recipient_id) d
+     WHERE b.user_id = d.recipient_id;
     RETURN NULL;
 END;
 $$;
