@@ -11,7 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from parley.db import drop_database, ensure_database
+from parley import store
+from parley.db import create_pool, drop_database, ensure_database
 from parley.migrate import MigrationError, discover, migrate, sql_dir
 
 
@@ -93,3 +94,54 @@ def test_two_files_with_one_version_are_refused(migrations_copy: Path) -> None:
     (migrations_copy / "001_again.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="share version 1"):
         discover(migrations_copy)
+
+
+async def test_live_state_migration_carries_existing_data_over_exactly(
+    empty_database: str, tmp_path: Path
+) -> None:
+    # A database as the releases before 004 left it: unread counters, and a message that
+    # the seller's delete cleared and a later read left unread below her watermark.
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(sql_dir().glob("00[123]_*.sql")):
+        shutil.copy(path, before / path.name)
+    await migrate(empty_database, before)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO users (id) VALUES (701), (702), (703);
+            INSERT INTO products (id, seller_id, status) VALUES (7010, 702, 'active'),
+                                                                (7030, 703, 'sold');
+            INSERT INTO conversations (product_id, buyer_id, seller_id)
+                 VALUES (7010, 701, 702), (7030, 701, 703);
+            INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,
+                                  content, client_msg_id)
+            SELECT 1, 701, 702, 'text', 'm' || g, 'c' || g FROM generate_series(1, 3) g;
+            INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,
+                                  content, client_msg_id)
+                 VALUES (2, 703, 701, 'text', 'sold, sorry', 'x1');
+            UPDATE conversations SET deleted_by_seller = true, seller_cleared_seq = 2,
+                                     seller_unread_count = 1 WHERE id = 1;
+            UPDATE messages SET is_read = true, read_at = now() WHERE conversation_id = 1
+               AND seq = 3;
+            UPDATE conversations SET seller_last_read_seq = 3 WHERE id = 1;
+            """
+        )
+        assert await migrate(empty_database) == ["004_live_state.sql"]
+        badges = {
+            r["user_id"]: (r["total"], r["version"])
+            for r in await conn.fetch("SELECT * FROM badges")
+        }
+        assert badges == {701: (1, 1), 702: (0, 1), 703: (0, 1)}
+        cleared = await conn.fetchval(
+            "SELECT is_read FROM messages WHERE conversation_id = 1 AND seq = 2"
+        )
+        assert cleared is True, "below the watermark, read like the rest"
+    finally:
+        await conn.close()
+    pool = await create_pool(empty_database, min_size=1, max_size=2)
+    try:
+        assert await store.recount_counters(pool) == []
+    finally:
+        await pool.close()
