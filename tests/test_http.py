@@ -151,3 +151,66 @@ async def test_the_marketplace_posts_system_messages_to_both_sides(
     assert await store.unread_total(world.pool, world.mary.id) == 0
     missing = await client.post("/internal/conversations/999999/messages", json=body)
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        # Attack report classes (issue 11): each example given, and variants.
+        ("PUT", "/internal/products/9010", {"seller_id": 702, "price_cents": 2**63}, 400,
+         "invalid_body"),
+        ("PUT", "/internal/products/9011", {"seller_id": 702, "currency": "EUR\n"}, 400,
+         "invalid_argument"),
+        ("PUT", "/internal/products/9012", {"seller_id": 702, "image_url": "javascript:x()"},
+         400, "invalid_argument"),
+        ("PUT", "/internal/users/9013", {"avatar_url": "data:text/html,<script>x</script>"},
+         400, "invalid_argument"),
+        ("PUT", "/internal/users/9014", {"avatar_url": "https://cdn.example/a\x00.png"}, 400,
+         "invalid_argument"),
+        ("PUT", "/internal/users/9015", {"display_name": "x" * 201}, 400, "invalid_argument"),
+        ("PUT", "/internal/users/" + "9" * 5000, {"display_name": "x"}, 404, "not_found"),
+        ("PUT", "/internal/users/\u00b2", {"display_name": "x"}, 404, "not_found"),
+        ("PUT", "/internal/users/\uff15\uff10\uff10\uff13", {"display_name": "x"}, 404,
+         "not_found"),
+        ("PUT", "/internal/users/9223372036854775808", {"display_name": "x"}, 404, "not_found"),
+        ("PUT", "/internal/users/0702", {"display_name": "x"}, 404, "not_found"),
+    ],
+)  # fmt: skip
+async def test_hostile_internal_requests_get_4xx_and_write_nothing(
+    backend: tuple[Gateway, httpx.AsyncClient],
+    world: World,
+    method: str,
+    path: str,
+    body: dict[str, object],
+    status: int,
+    code: str,
+) -> None:
+    _, client = backend
+    before = await table_snapshot(world.pool)
+    response = await client.request(method, path, json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert await table_snapshot(world.pool) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b'{"display_name": "\xff\xfe"}', 400, "invalid_body"),
+        (b'{"display_name": ' + b"[" * 2000 + b"]" * 2000 + b"}", 400, "invalid_body"),
+        (b'{"display_name": "' + b"x" * 70_000 + b'"}', 413, "payload_too_large"),
+        (b"x" * 2_000_000, 413, "payload_too_large"),
+    ],
+    ids=["invalid UTF-8", "nested 2,000 deep", "a name of 70 KB", "a body of 2 MB"],
+)
+async def test_bodies_that_are_not_json_or_too_big_are_refused(
+    backend: tuple[Gateway, httpx.AsyncClient],
+    world: World,
+    content: bytes,
+    status: int,
+    code: str,
+) -> None:
+    _, client = backend
+    before = await table_snapshot(world.pool)
+    response = await client.put("/internal/users/9020", content=content)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert await table_snapshot(world.pool) == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -25,7 +25,7 @@ from parley.errors import (
     Unavailable,
 )
 from parley.models import ProductStatus
-from parley.validation import MAX_ID, Id
+from parley.validation import MAX_ID, MAX_JSON_DEPTH, Id, id_from_text, nests_deeper_than
 
 READY_TIMEOUT_SECONDS = 2.0
 Body = TypeVar("Body")
@@ -67,7 +67,7 @@ class UserBody(msgspec.Struct, frozen=True):
 class ProductBody(msgspec.Struct, frozen=True):
     seller_id: Id
     title: str = ""
-    price_cents: int | None = None
+    price_cents: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None = None
     currency: str = "USD"
     image_url: str | None = None
     status: ProductStatus = "active"
@@ -113,19 +113,42 @@ def internal(
         if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
             return _error(401, "unauthorized", "a valid service bearer token is required")
         raw_id = request.path_params["id"]
-        if not raw_id.isdigit() or not 0 < int(raw_id) <= MAX_ID:
-            return _error(404, "not_found", f"no such id {raw_id!r}")
+        path_id = id_from_text(raw_id)
+        if path_id is None:
+            return _error(404, "not_found", f"no such id {raw_id[:40]!r}")
+        limit = request.app.state.services.settings.limits.max_body_bytes
+        raw = await _read_body(request, limit)
+        if raw is None:
+            return _error(413, "payload_too_large", f"the body is over {limit} bytes")
+        if nests_deeper_than(raw):
+            return _error(400, "invalid_body", f"the body nests deeper than {MAX_JSON_DEPTH}")
         try:
-            body = decoder.decode(await request.body())
-        except msgspec.DecodeError as error:
-            return _error(400, "invalid_body", str(error))
+            body = decoder.decode(raw)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
+            return _error(400, "invalid_body", str(error)[:200])
         try:
-            return await handler(request, int(raw_id), body)
+            return await handler(request, path_id, body)
         except ParleyError as error:
             status = next((s for cls, s in _STATUS_BY_ERROR.items() if isinstance(error, cls)), 500)
             return _error(status, error.code, str(error))
 
     return endpoint
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is over ``limit`` bytes (read no further than that)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isascii() or not declared.isdigit()):
+        return None
+    if declared is not None and int(declared[:20]) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def put_user(request: Request, user_id: int, body: UserBody) -> Response:

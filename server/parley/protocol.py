@@ -15,7 +15,17 @@ from starlette import status
 
 from parley.errors import BadJson, InvalidFrame, ParleyError, UnknownType
 from parley.models import Conversation, Message, User
-from parley.validation import ClientMsgId, Id, PageLimit, PositiveSeq, Seq
+from parley.validation import (
+    MAX_ID,
+    MAX_JSON_DEPTH,
+    MAX_SYNC_CONVERSATIONS,
+    ClientMsgId,
+    Id,
+    PageLimit,
+    PositiveSeq,
+    Seq,
+    nests_deeper_than,
+)
 
 # Close codes (docs/protocol.md): the standard ones as starlette names them, then Parley's.
 WS_1000_NORMAL_CLOSURE: Final = status.WS_1000_NORMAL_CLOSURE
@@ -30,7 +40,10 @@ WS_4420_SLOW_CONSUMER: Final = 4420
 WS_4429_TOO_MANY_CONNECTIONS: Final = 4429
 
 MAX_FRAME_ID: Final = 64
-FrameId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FRAME_ID)] | int
+FrameId = (
+    Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FRAME_ID)]
+    | Annotated[int, msgspec.Meta(ge=-MAX_ID - 1, le=MAX_ID)]
+)
 
 
 # --- client → server --------------------------------------------------------------------------
@@ -100,7 +113,7 @@ class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
 
 
 class Sync(Request, tag="sync", frozen=True):
-    conversations: dict[Id, Seq]
+    conversations: Annotated[dict[Id, Seq], msgspec.Meta(max_length=MAX_SYNC_CONVERSATIONS)]
 
 
 ClientFrame = (
@@ -142,17 +155,23 @@ _any_decoder = msgspec.json.Decoder()
 
 def parse(frame: str | bytes) -> ClientFrame:
     """Decode one client frame, or raise a ProtocolError subclass saying what is wrong.
+    Nothing else escapes, whatever the input: this is the boundary (a hypothesis property in
+    tests/test_protocol.py holds it to that).
 
     The fast path decodes straight into the frame's struct; only a frame that fails it is
     decoded again, generically, to find the best error and the frame's id for the reply.
     """
+    if nests_deeper_than(frame):
+        raise InvalidFrame(f"frame nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return _typed_decoder.decode(frame)
     except msgspec.DecodeError:
         pass
+    except (RecursionError, UnicodeDecodeError):
+        raise BadJson("frame is not valid JSON") from None
     try:
         raw = _any_decoder.decode(frame)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         raise BadJson("frame is not valid JSON") from None
     if not isinstance(raw, dict):
         raise InvalidFrame("a frame is a JSON object")
@@ -165,7 +184,7 @@ def parse(frame: str | bytes) -> ClientFrame:
         raise UnknownType(f"unknown frame type {frame_type!r}", frame_id)
     try:
         parsed: ClientFrame = _decoders[cls].decode(frame)
-    except msgspec.ValidationError as error:
+    except (msgspec.DecodeError, RecursionError) as error:
         raise InvalidFrame(f"{frame_type}: {error}", frame_id) from None
     return parsed  # pragma: no cover - the union decoder would have taken it
 
@@ -173,7 +192,7 @@ def parse(frame: str | bytes) -> ClientFrame:
 def _is_frame_id(value: object) -> bool:
     if isinstance(value, str):
         return 0 < len(value) <= MAX_FRAME_ID
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_ID - 1 <= value <= MAX_ID
 
 
 # --- server → client --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
@@ -46,18 +47,76 @@ SYNC_PAGE: Final = 100
 MAX_CLIENT_MSG_ID: Final = 64
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
 
+# How deep JSON may nest: a frame or body itself, and the metadata inside a message.
+MAX_JSON_DEPTH: Final = 32
 MAX_METADATA_DEPTH: Final = 16
 MAX_URL_CHARS: Final = 2048
+# Names and titles the marketplace sends.
+MAX_NAME_CHARS: Final = 200
 # Offers are whole minor units that a JavaScript client can hold exactly.
 MAX_OFFER_AMOUNT: Final = 2**53
-# ISO 4217; the schema's CHECK on products.currency says the same.
-CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
+# Conversations in one sync frame.
+MAX_SYNC_CONVERSATIONS: Final = 100
+# ISO 4217; the schema's CHECK on products.currency says the same. fullmatch: Python's `$`
+# would also match before a final newline.
+CURRENCY: Final = re.compile(r"[A-Z]{3}")
+# An https URL as Parley stores it: printable ASCII only (no spaces, tabs or controls, which
+# browsers strip or reinterpret), the scheme exactly "https", then a host.
+_HTTPS_URL: Final = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?")
+# An id written in text (a path, a token's sub): ASCII digits only (int() would also take
+# fullwidth and Arabic-Indic digits), no sign, no leading zero, at most 19 of them.
+_ID_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}")
+# Letters that show as nothing (Hangul fillers, the braille blank, the Mongolian vowel
+# separator); other invisible characters are found by their Unicode category.
+_BLANK_LETTERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+_INVISIBLE_CATEGORIES: Final = frozenset(
+    {"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me", "Mc"}
+)
 
 
 def check_id(value: int, name: str) -> None:
     """Raise InvalidArgument unless ``value`` is a positive bigint."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise InvalidArgument(f"{name} must be a positive 64-bit integer")
+
+
+def id_from_text(text: str) -> int | None:
+    """The id written in ``text`` (ASCII digits of a positive bigint), or None."""
+    if not _ID_DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
+
+def has_visible_text(text: str) -> bool:
+    """True when something would show: not only spaces, zero-width and format characters,
+    fillers or combining marks."""
+    return any(
+        char not in _BLANK_LETTERS and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+        for char in text
+    )
+
+
+def nests_deeper_than(document: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the JSON ``document`` nests arrays and objects more than ``limit`` deep.
+
+    Cheap for what clients send: only a document with more than ``limit`` brackets is
+    looked at, with a few regular-expression passes (strings removed, then innermost pairs
+    peeled ``limit`` times), never a recursive descent.
+    """
+    data = document.encode() if isinstance(document, str) else document
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    skeleton = _JSON_STRING.sub(b"", data)
+    for _ in range(limit):
+        skeleton, peeled = _INNERMOST_PAIR.subn(b"", skeleton)
+        if not peeled:
+            return False
+    return _INNERMOST_PAIR.search(skeleton) is not None
+
+
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_INNERMOST_PAIR: Final = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
 
 
 def check_page_limit(limit: int) -> None:
@@ -83,7 +142,7 @@ def check_client_msg_id(client_msg_id: str) -> None:
 
 def is_currency(value: object) -> bool:
     """True for three capital letters (ISO 4217)."""
-    return isinstance(value, str) and CURRENCY.match(value) is not None
+    return isinstance(value, str) and CURRENCY.fullmatch(value) is not None
 
 
 def check_product(status: str, currency: str, price_cents: int | None) -> None:
@@ -94,18 +153,32 @@ def check_product(status: str, currency: str, price_cents: int | None) -> None:
         raise InvalidArgument(
             f"currency must be three capital letters (ISO 4217), not {currency!r}"
         )
-    if price_cents is not None and price_cents < 0:
-        raise InvalidArgument("price_cents must not be negative")
+    if price_cents is not None and not 0 <= price_cents <= MAX_ID:
+        raise InvalidArgument("price_cents must be a whole number from 0 to 2^63 - 1")
 
 
 def is_https_url(url: str) -> bool:
-    if len(url) > MAX_URL_CHARS:
+    """An https URL of printable ASCII with a host, at most MAX_URL_CHARS long."""
+    if len(url) > MAX_URL_CHARS or not _HTTPS_URL.fullmatch(url):
         return False
     try:
         parts = urlsplit(url)
     except ValueError:
         return False
     return parts.scheme == "https" and bool(parts.hostname)
+
+
+def check_url(url: str | None, name: str) -> None:
+    """None, or an https URL (no javascript:, data: or plain http)."""
+    if url is not None and not is_https_url(url):
+        raise InvalidArgument(f"{name} must be an https:// URL of printable ASCII")
+
+
+def check_name(text: str, name: str) -> None:
+    """A display name or title: storable text of at most MAX_NAME_CHARS characters."""
+    check_text(text, name)
+    if len(text) > MAX_NAME_CHARS:
+        raise InvalidArgument(f"{name} is longer than {MAX_NAME_CHARS} characters")
 
 
 _metadata_encoder = msgspec.json.Encoder()
@@ -136,8 +209,8 @@ def validate_message(
         raise ContentTooLong(
             f"content has {len(content)} characters; the limit is {limits.max_content_chars}"
         )
-    if message_type in ("text", "system") and not content.strip():
-        raise EmptyContent(f"a {message_type} message needs non-blank content")
+    if message_type in ("text", "system") and not has_visible_text(content):
+        raise EmptyContent(f"a {message_type} message needs visible content")
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata("metadata must be a JSON object")
     _check_json(metadata, depth=0)

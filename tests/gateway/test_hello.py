@@ -58,6 +58,19 @@ BAD_TOKENS: dict[str, Callable[[], Any]] = {
     "not a JWT": lambda: "definitely.not.a-token",
     "empty": lambda: "",
     "a number": lambda: 12345,
+    # Attack report classes (issue 11): a sub no int() should see, and a refusal whose text
+    # would not fit in a close frame (no secret needed for either).
+    "signed, sub of 5,000 digits": lambda: hs256({"sub": "9" * 5000, "exp": NOW + 3600}),
+    "signed, sub in fullwidth digits": lambda: hs256(
+        {"sub": "\uff17\uff10\uff11", "exp": NOW + 3600}
+    ),
+    "unsigned, with a long header": lambda: (
+        _b64(json.dumps({"alg": "none", "kid": "k" * 400}).encode()).decode()
+        + "."
+        + _b64(b'{"sub":"701"}').decode()
+        + "."
+    ),
+    "a header that is not JSON": lambda: _b64(b"\xff" * 300).decode() + ".e30.",
 }
 
 
@@ -145,3 +158,11 @@ async def test_asymmetric_tokens_verify_with_the_public_key_only(
             error = await bad.error("hello", token=forged)
             assert error["code"] == "unauthorized"
             assert await bad.wait_closed() == 4401
+
+
+async def test_a_frame_nested_too_deep_as_the_first_frame_closes_with_4400(
+    gateway: Gateway,
+) -> None:
+    async with open_client(gateway.server.ws_url) as client:
+        await client.send_raw("[" * 1500 + "]" * 1500)
+        assert await client.wait_closed() == 4400

@@ -125,6 +125,86 @@ BAD_INPUTS = [
         "not_found",
     ),
     BadInput("hello twice", raw('{"type": "hello", "id": "r", "token": "x"}'), "invalid_frame"),
+    # Each class of the attack report (issue 11): the example given, and variants.
+    BadInput("brackets 1,500 deep", raw("[" * 1500 + "]" * 1500), "invalid_frame"),
+    BadInput("objects 33 deep", raw('{"a":' * 33 + "1" + "}" * 33), "invalid_frame"),
+    BadInput(
+        "metadata 2,000 deep",
+        lambda c: send(c, metadata={"x": 1}).replace('{"x": 1}', '{"a":' * 2000 + "1" + "}" * 2000),
+        "invalid_frame",
+    ),
+    BadInput(
+        "metadata 17 deep, under the frame's bound",
+        lambda c: send(c).replace(
+            '"hello"}', '"hello", "metadata": ' + '{"a":' * 17 + "1" + "}" * 17 + "}"
+        ),
+        "invalid_metadata",
+    ),
+    BadInput(
+        "before_seq past int64",
+        lambda c: json.dumps(
+            {
+                "type": "message.history",
+                "id": "r",
+                "conversation_id": c,
+                "before_seq": 9223372036854775808,
+            }
+        ),
+        "invalid_frame",
+    ),
+    BadInput(
+        "frame id past int64",
+        lambda c: f'{{"type":"conversation.get","id":9223372036854775808,"conversation_id":{c}}}',
+        "invalid_frame",
+    ),
+    BadInput(
+        "product id of 5,000 digits",
+        raw('{"type": "conversation.open", "id": "r", "product_id": ' + "9" * 5000 + "}"),
+        "bad_json",
+    ),
+    BadInput(
+        "cursor whose id is 2^63",
+        raw('{"type": "conversation.list", "id": "r", "cursor": "1.9223372036854775808"}'),
+        "invalid_argument",
+    ),
+    BadInput(
+        "cursor of negative numbers",
+        raw('{"type": "conversation.list", "id": "r", "cursor": "-1.-1"}'),
+        "invalid_argument",
+    ),
+    BadInput(
+        "cursor of Arabic-Indic digits",
+        raw('{"type": "conversation.list", "id": "r", "cursor": "\u0661.\u0661"}'),
+        "invalid_argument",
+    ),
+    BadInput(
+        "sync of 101 conversations",
+        lambda c: json.dumps(
+            {"type": "sync", "id": "r", "conversations": {str(n): 0 for n in range(1, 102)}}
+        ),
+        "invalid_frame",
+    ),
+    BadInput("only zero-width spaces", lambda c: send(c, content="\u200b\u200b"), "empty_content"),
+    BadInput(
+        "only a BOM and a word joiner", lambda c: send(c, content="\ufeff\u2060"), "empty_content"
+    ),
+    BadInput("only a Hangul filler", lambda c: send(c, content="\u3164"), "empty_content"),
+    BadInput("a lone combining mark", lambda c: send(c, content="\u0301"), "empty_content"),
+    BadInput(
+        "offer currency with a newline",
+        lambda c: send(c, message_type="offer", metadata={"amount": 5, "currency": "EUR\n"}),
+        "invalid_metadata",
+    ),
+    BadInput(
+        "image URL with a leading space",
+        lambda c: send(c, message_type="image", metadata={"url": " https://x.example/a.jpg"}),
+        "invalid_metadata",
+    ),
+    BadInput(
+        "image URL with a tab in the scheme",
+        lambda c: send(c, message_type="image", metadata={"url": "ht\ttps://x.example/a.jpg"}),
+        "invalid_metadata",
+    ),
     BadInput(
         "frame over 64 KiB",
         lambda c: send(c, content="x" * 70_000),

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import socket
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
@@ -39,6 +40,21 @@ async def test_a_message_flood_is_rate_limited_and_the_excess_not_written(
         await john.ok("conversation.get", conversation_id=conversation.id)
     stored = await world.pool.fetchval("SELECT count(*) FROM messages")
     assert stored == len(accepted)
+
+
+@pytest.mark.parametrize("flood", [b"{bad", "{bad"], ids=["binary frames", "broken JSON"])
+async def test_frames_that_fail_to_parse_count_against_the_frame_rate(
+    database_url: str, world: World, flood: str | bytes
+) -> None:
+    settings = gateway_settings(database_url, frames_per_second=1.0, frame_burst=10)
+    async with running_gateway(settings) as gateway, gateway.connect(world.john.id) as john:
+        for _ in range(40):
+            await john.send_raw(flood)
+        errors = [await john.wait_for(lambda f: f["type"] == "error") for _ in range(40)]
+        codes = [e["code"] for e in errors]
+        assert codes.count("rate_limited") >= 29, codes  # the burst, plus a token or two
+        assert codes[0] in ("binary_frame", "bad_json")
+        assert codes[:10] == [codes[0]] * 10, "the burst is answered as usual"
 
 
 async def test_connections_per_user_are_capped(database_url: str, world: World) -> None:

@@ -34,6 +34,7 @@ from hypothesis.stateful import (
 from parley import store
 from parley.db import create_pool
 from parley.errors import NotFound, OwnProduct, ProductUnavailable
+from parley.validation import has_visible_text
 from tests.conftest import TABLES
 
 T = TypeVar("T")
@@ -45,7 +46,7 @@ contents = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
     min_size=1,
     max_size=12,
-).filter(str.strip)
+).filter(has_visible_text)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from parley.errors import (
     BinaryFrame,
     ParleyError,
     ProtocolError,
+    RateLimited,
     TooManyConnectionsError,
     Unauthorized,
     Unavailable,
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_SECONDS: Final = 1.0
+# A close frame's reason: at most 123 bytes of UTF-8 (RFC 6455, 5.5.1).
+MAX_CLOSE_REASON_BYTES: Final = 123
 FLUSH_TIMEOUT_SECONDS: Final = 5.0
 
 
@@ -286,7 +289,11 @@ class Session:
                 return
             text = message.get("text")
             if text is None:
-                self._reply_error(BinaryFrame("binary frames are not supported; send JSON text"))
+                # Counted like any frame: a flood of binary frames is limited as one of text.
+                if (wait := self._frames.take()) > 0:
+                    self._reply_error(RateLimited("too many frames", wait))
+                else:
+                    self._reply_error(BinaryFrame("binary frames are not supported; send JSON"))
                 continue
             self._in_request = True
             try:
@@ -305,23 +312,27 @@ class Session:
         # A client that does not read can block even the close frame: give up after a moment.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-                await self.websocket.close(code, reason)
+                await self.websocket.close(code, close_reason(reason))
 
     # --- requests --------------------------------------------------------------------------
 
     async def _handle(self, text: str) -> None:
-        """Parse, check the frame rate, run the use case, and queue its one reply."""
+        """Check the frame rate, parse, run the use case, and queue its one reply. Every
+        frame counts against the rate, parsed or not."""
+        wait = self._frames.take()
         try:
             frame = protocol.parse(text)
         except ProtocolError as error:
             _FRAMES_IN_INVALID.inc()
-            self._reply_error(error, error.frame_id)
+            refusal = RateLimited("too many frames", wait) if wait > 0 else error
+            self._reply_error(refusal, error.frame_id)
             return
         _FRAMES_IN[type(frame)].inc()
         request_id.set(f"{self.connection_id}:{frame.id}")
         started = time.perf_counter()
         try:
-            self._frames.spend("frames")
+            if wait > 0:
+                raise RateLimited("too many frames", wait)
             data = await dispatch(self, frame)
         except ParleyError as error:
             self._reply_error(error, frame.id)
@@ -354,3 +365,11 @@ def _count_out(frame: str) -> None:
     if counter is None:
         counter = _frames_out[kind] = metrics.FRAMES_OUT.labels(kind)
     counter.inc()
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to what a close frame can carry, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return encoded[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")

@@ -3,6 +3,7 @@ archive."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -302,12 +303,18 @@ def encode_cursor(at: datetime, conversation_id: int) -> str:
     return f"{(at - _EPOCH) // timedelta(microseconds=1)}.{conversation_id}"
 
 
+# "<microseconds since 1970>.<conversation id>", as encode_cursor writes it: ASCII digits.
+_CURSOR: Final = re.compile(r"(0|[1-9][0-9]{0,17})\.([1-9][0-9]{0,18})")
+
+
 def decode_cursor(cursor: str | None) -> tuple[datetime, int]:
     """The (last_message_at, id) a page starts below; InvalidArgument for a forged cursor."""
     if cursor is None:
         return _CURSOR_END
+    match = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    if match is None or int(match[2]) > MAX_ID:
+        raise InvalidArgument("cursor is not one this server handed out")
     try:
-        micros, conversation_id = (int(part) for part in cursor.split("."))
-        return _EPOCH + timedelta(microseconds=micros), conversation_id
-    except (ValueError, OverflowError):
+        return _EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
+    except OverflowError:
         raise InvalidArgument("cursor is not one this server handed out") from None

@@ -9,7 +9,7 @@ import asyncpg
 from parley.errors import Forbidden, NotFound
 from parley.models import Product, User
 from parley.store._sql import connection
-from parley.validation import check_id, check_product, check_text
+from parley.validation import check_id, check_name, check_product, check_url
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
@@ -20,7 +20,8 @@ async def upsert_user(
 ) -> User:
     """Create or update a user as the marketplace knows them."""
     check_id(user_id, "user_id")
-    check_text(display_name, "display_name")
+    check_name(display_name, "display_name")
+    check_url(avatar_url, "avatar_url")
     row = await db.fetchrow(
         """
         INSERT INTO users (id, display_name, avatar_url) VALUES ($1, $2, $3)
@@ -84,7 +85,8 @@ async def upsert_product(
     """
     check_id(product_id, "product_id")
     check_id(seller_id, "seller_id")
-    check_text(title, "title")
+    check_name(title, "title")
+    check_url(image_url, "image_url")
     check_product(status, currency, price_cents)
     async with connection(db) as conn, conn.transaction():
         try:
