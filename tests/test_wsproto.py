@@ -107,6 +107,14 @@ def test_the_state_corked_sends_read_is_still_set_where_uvicorn_sets_it() -> Non
     assert "self.disconnected = True" in lost
 
 
+def test_the_hooks_of_the_bounded_way_out_are_still_where_uvicorn_ends_a_connection() -> None:
+    # keepalive_timeout and run_asgi end a connection with transport.close(), which waits for
+    # the buffer to drain; ParleyWebSocketProtocol aborts after them if it does not.
+    for method in (WebSocketsSansIOProtocol.keepalive_timeout, WebSocketsSansIOProtocol.run_asgi):
+        assert "self.transport.close()" in inspect.getsource(method)
+    assert "websocket.disconnect" in inspect.getsource(WebSocketsSansIOProtocol.connection_lost)
+
+
 class _CountingProtocol(ParleyWebSocketProtocol):
     """Counts the writes to the socket from the handshake's answer on."""
 

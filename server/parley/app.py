@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from parley import http, logs, metrics
 from parley.broker import broker_from_url
@@ -108,7 +107,7 @@ class ParleyApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             scope["app"] = self
-            await websocket_endpoint(WebSocket(scope, receive, send))
+            await websocket_endpoint(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

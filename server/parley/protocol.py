@@ -39,6 +39,9 @@ WS_4408_HELLO_TIMEOUT: Final = 4408
 WS_4420_SLOW_CONSUMER: Final = 4420
 WS_4429_TOO_MANY_CONNECTIONS: Final = 4429
 
+# A close frame's reason: at most 123 bytes of UTF-8 (RFC 6455, 5.5.1).
+MAX_CLOSE_REASON_BYTES: Final = 123
+
 MAX_FRAME_ID: Final = 64
 FrameId = (
     Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FRAME_ID)]
@@ -279,3 +282,11 @@ def error_frame(error: ParleyError, frame_id: str | int | None) -> str:
         retry_after_ms=None if retry_after is None else max(1, round(retry_after * 1000)),
     )
     return encode(frame).decode()
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to what a close frame can carry, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return encoded[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")

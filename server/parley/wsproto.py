@@ -18,6 +18,14 @@ the event loop's turn, together with every other frame for that socket framed in
 turn (an ack and the events after it; a batch's messages to one device). Order is kept:
 anything uvicorn writes itself (a close, a pong) takes the pending frames with it, first.
 
+And it bounds a socket's way out. uvicorn ends a connection with ``transport.close()``,
+which first writes out whatever is buffered: for a client that stopped reading (cut off with
+4420, or silent past the ping timeout) that is never, and the socket stayed ESTABLISHED with
+megabytes of kernel buffers. Here, once a close is sent, a ping times out or the app is
+done, the transport is aborted if it is not gone within ABORT_AFTER_SECONDS. When it is gone,
+one more event, TRANSPORT_GONE, is queued for the app: gateway/session.py waits for it so
+that a socket on its way out still counts against its user's connection limit.
+
 It relies on uvicorn's attribute names, which uvicorn does not promise: ``queue``,
 ``writable``, ``request``, ``response``, ``conn``, ``handshake_complete``, ``close_sent``,
 ``initial_response``, ``disconnected``, ``transport`` and ``loop``. pyproject.toml bounds
@@ -32,7 +40,7 @@ the memory and corking gains (bench S2, S4).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final, cast
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
@@ -108,6 +116,13 @@ class Gate:
                 self._waiters.remove(waiter)
 
 
+# How long a connection may take to go once Parley or uvicorn has ended it.
+ABORT_AFTER_SECONDS: Final = 3.0
+# The event queued for the app once the transport is really gone (not an ASGI event: read
+# it with the raw receive, after the disconnect).
+TRANSPORT_GONE: Final = "parley.transport_gone"
+
+
 class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,6 +131,32 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
         writable.set()
         self.writable = writable  # type: ignore[assignment]
         self._flush_scheduled = False
+        self._abort_timer: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
+        self.queue.put_nowait(cast(ASGIReceiveEvent, {"type": TRANSPORT_GONE}))
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._abort_later()
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        self._abort_later()
+
+    def _abort_later(self) -> None:
+        """The connection is ending: it is gone within ABORT_AFTER_SECONDS, flushed or not."""
+        if self._abort_timer is None and not self.disconnected:
+            self._abort_timer = self.loop.call_later(ABORT_AFTER_SECONDS, self._abort)
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        if not self.disconnected:
+            self.transport.abort()
 
     async def send(self, message: ASGISendEvent) -> None:
         if (
@@ -126,6 +167,9 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             await self._send_corked(message)
             return
+        if message["type"] == "websocket.close":
+            # Before the close is written: a client that does not read can block that write.
+            self._abort_later()
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # The 101 is on its way; uvicorn reads neither object again.

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import socket
 
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
@@ -162,3 +163,58 @@ async def test_a_socket_that_never_answers_pings_is_closed(database_url: str, wo
                 pass
         writer.close()
         await gateway.until_sockets(world.john.id, 0)
+
+
+async def test_a_client_that_reads_all_the_time_is_never_cut_off_however_much_it_pipelines(
+    database_url: str, world: World
+) -> None:
+    settings = gateway_settings(database_url, frames_per_second=1e6, frame_burst=1_000_000)
+    async with running_gateway(settings) as gateway, gateway.connect(world.john.id) as john:
+        # 3,000 frames that need no database work, sent back to back; the client's reader
+        # takes every reply as it comes.
+        for n in range(3000):
+            await john.send_raw(f'{{"type":"typing","conversation_id":424242,"id":"{n}",')
+        for _ in range(3000):
+            assert (await john.wait_for(lambda f: f["type"] == "error"))["code"] == "bad_json"
+        assert not john.closed.is_set()
+        assert gateway.gateway.slow_consumers_closed == 0
+
+
+def server_side_sockets(port: int) -> list[str]:
+    """This process's connected TCP sockets whose local end is the server's port (the server
+    runs in the test's own process, so these are its file descriptors)."""
+    return [
+        f"fd {c.fd} {c.status} to {c.raddr}"
+        for c in psutil.Process().net_connections("tcp")
+        if c.laddr.port == port and c.status != psutil.CONN_LISTEN
+    ]
+
+
+async def test_cut_off_sockets_are_gone_in_bounded_time_and_count_until_then(
+    database_url: str, world: World
+) -> None:
+    settings = gateway_settings(database_url, send_queue=4, connections_per_user=30)
+    big = json.dumps({"type": "test.big", "fill": "x" * 200_000})
+    stalled = []
+    async with running_gateway(settings) as gateway, gateway.connect(world.mary.id) as phone:
+        for n in range(25):
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.connect((gateway.server.host, gateway.server.port))
+            tablet = await connect(gateway.server.ws_url, sock=raw, max_queue=1)
+            await tablet.send(json.dumps({"type": "hello", "id": "h", "token": gateway.token(702)}))
+            assert json.loads(await tablet.recv())["type"] == "ok"
+            stalled.append(tablet)  # and never read again
+            while gateway.gateway.slow_consumers_closed == n:
+                await gateway.events.publish([world.mary.id], big.encode())
+                await phone.event("test.big")
+        # All 25 were cut off; those still on their way out still count for Mary.
+        assert gateway.gateway.slow_consumers_closed == 25
+        assert gateway.hub.sockets_of(world.mary.id) > 1
+        await gateway.until_sockets(world.mary.id, 1, within=10)
+        # Gone means gone: no server-side socket left but the phone's.
+        assert len(server_side_sockets(gateway.server.port)) == 1, server_side_sockets(
+            gateway.server.port
+        )
+        for tablet in stalled:
+            tablet.transport.abort()

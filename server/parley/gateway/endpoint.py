@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import ClassVar
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from parley.auth import TokenVerifier
@@ -19,9 +20,10 @@ from parley.hub import Hub
 log = logging.getLogger(__name__)
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    websocket = WebSocket(scope, receive, send)
     gateway: Gateway = websocket.app.state.gateway
-    await Session(websocket, gateway).run()
+    await Session(websocket, gateway, receive).run()
 
 
 class Gateway:

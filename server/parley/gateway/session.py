@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from starlette.types import Receive
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import metrics, protocol
@@ -43,8 +44,10 @@ from parley.protocol import (
     WS_4408_HELLO_TIMEOUT,
     WS_4420_SLOW_CONSUMER,
     WS_4429_TOO_MANY_CONNECTIONS,
+    close_reason,
     error_frame,
 )
+from parley.wsproto import ABORT_AFTER_SECONDS, TRANSPORT_GONE
 
 if TYPE_CHECKING:
     from parley.gateway.endpoint import Gateway
@@ -52,8 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_SECONDS: Final = 1.0
-# A close frame's reason: at most 123 bytes of UTF-8 (RFC 6455, 5.5.1).
-MAX_CLOSE_REASON_BYTES: Final = 123
+# wsproto aborts a connection that has not gone ABORT_AFTER_SECONDS after its close.
+GONE_TIMEOUT_SECONDS: Final = ABORT_AFTER_SECONDS + 2.0
 FLUSH_TIMEOUT_SECONDS: Final = 5.0
 
 
@@ -72,12 +75,15 @@ class Session:
         "_writer",
         "connection_id",
         "gateway",
+        "receive",
         "user",
         "websocket",
     )
 
-    def __init__(self, websocket: WebSocket, gateway: Gateway) -> None:
+    def __init__(self, websocket: WebSocket, gateway: Gateway, receive: Receive) -> None:
         self.websocket = websocket
+        # The raw ASGI receive, for what comes after the disconnect (TRANSPORT_GONE).
+        self.receive = receive
         self.gateway = gateway
         self.connection_id = secrets.token_hex(8)
         self.user = User(id=0, display_name="", avatar_url=None)
@@ -124,15 +130,19 @@ class Session:
         self.gateway.sessions.add(self)
         metrics.CONNECTIONS.inc()
         try:
-            await self._serve()
+            try:
+                await self._serve()
+            finally:
+                metrics.CONNECTIONS.dec()
+                self.gateway.sessions.discard(self)
+                self.chat.disconnected(self.user_id, self.connection_id)
+            if self._close is not None:
+                await self._close_socket(*self._close)
+                await self._until_gone()
         finally:
-            metrics.CONNECTIONS.dec()
-            self.gateway.sessions.discard(self)
-            self.chat.disconnected(self.user_id, self.connection_id)
+            # Only now: a socket on its way out counts against its user's limit until gone.
             await self.gateway.hub.remove(self)
             self.gateway.forget_user(self.user_id)
-        if self._close is not None:
-            await self._close_socket(*self._close)
 
     async def _hello(self) -> bool:
         """Read and check the first frame; answer it, or close. True once authenticated."""
@@ -283,7 +293,14 @@ class Session:
             self._writer = None
 
     async def _read_loop(self) -> None:
+        high_water = max(1, self.gateway.limits.send_queue // 2)
         while not self._draining:
+            writer = self._writer
+            if writer is not None and len(self._outbox) >= high_water:
+                # Replies must not outrun the client: read on once what it is owed has been
+                # written. A client that reads is never cut off for its own pipelined frames;
+                # one that does not read stops being read (and its events overflow instead).
+                await asyncio.wait({writer})
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -307,6 +324,14 @@ class Session:
     async def _send_now(self, frame: str) -> None:
         with contextlib.suppress(Exception):
             await self.websocket.send_text(frame)
+
+    async def _until_gone(self) -> None:
+        """After closing it ourselves: wait until the transport is really gone (the client
+        answered the close, or wsproto aborted it), a bounded time."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(GONE_TIMEOUT_SECONDS):
+                while (await self.receive())["type"] != TRANSPORT_GONE:
+                    pass
 
     async def _close_socket(self, code: int, reason: str) -> None:
         # A client that does not read can block even the close frame: give up after a moment.
@@ -365,11 +390,3 @@ def _count_out(frame: str) -> None:
     if counter is None:
         counter = _frames_out[kind] = metrics.FRAMES_OUT.labels(kind)
     counter.inc()
-
-
-def close_reason(reason: str) -> str:
-    """``reason`` cut to what a close frame can carry, on a character boundary."""
-    encoded = reason.encode()
-    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
-        return reason
-    return encoded[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
