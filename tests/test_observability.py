@@ -85,6 +85,11 @@ def test_the_log_config_drops_uvicorns_per_socket_lines_and_keeps_the_rest() -> 
         uvicorn.info("connection closed")
         uvicorn.warning("connection open")  # a warning always passes
         uvicorn.info("Application startup complete.")
+        try:
+            b"\xff".decode()
+        except UnicodeDecodeError:  # a client's invalid text frame: its close code says so
+            uvicorn.exception("Invalid UTF-8 sequence received from client.")
+        uvicorn.error("Exception in ASGI application\n")  # a real error always passes
         logging.getLogger("parley.gateway").info("connection open")  # not uvicorn's
     finally:
         for logger, handlers, level, propagate in saved:
@@ -95,5 +100,6 @@ def test_the_log_config_drops_uvicorns_per_socket_lines_and_keeps_the_rest() -> 
     assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
         ("uvicorn.error", "warning", "connection open"),
         ("uvicorn.error", "info", "Application startup complete."),
+        ("uvicorn.error", "error", "Exception in ASGI application\n"),
         ("parley.gateway", "info", "connection open"),
     ]

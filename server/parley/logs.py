@@ -30,16 +30,20 @@ class JsonFormatter(logging.Formatter):
 class DropPerConnectionLines(logging.Filter):
     """uvicorn logs three info lines for every WebSocket (accepted, open, closed): at 10,000
     connects that is most of the log and a good share of the CPU. parley_connections counts
-    them instead; warnings and errors about connections still pass."""
+    them instead; warnings and errors about connections still pass, but for client faults
+    that the close code reports."""
 
     _NOISE = frozenset({"connection open", "connection closed", '%s - "WebSocket %s" [accepted]'})
+    # A client's fault that the close code already reports (1007), which uvicorn logs as an
+    # error with a traceback: one line per bad frame, no token needed, a log flood.
+    _CLIENT_FAULTS = frozenset({"Invalid UTF-8 sequence received from client."})
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            record.levelno < logging.WARNING
-            and record.name == "uvicorn.error"
-            and record.msg in self._NOISE
-        )
+        if record.name != "uvicorn.error":
+            return True
+        if record.msg in self._CLIENT_FAULTS:
+            return False
+        return not (record.levelno < logging.WARNING and record.msg in self._NOISE)
 
 
 def skip_unused_record_fields() -> None:
