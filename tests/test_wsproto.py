@@ -159,3 +159,16 @@ async def test_frames_sent_in_one_turn_leave_in_one_write_in_order_before_the_cl
     # After the 101, one write: the three frames (2-byte header, 7-byte text) and, framed in
     # the same turn, the close (header, code, "done") after them.
     assert _CountingProtocol.writes[1:] == [3 * (2 + 7) + (2 + 2 + 4)]
+
+
+def test_the_http_protocol_hooks_httpproto_uses_are_still_there() -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for name in ("connection_made", "on_message_begin", "on_headers_complete", "connection_lost"):
+        assert callable(getattr(HttpToolsProtocol, name)), name
+    init = inspect.getsource(HttpToolsProtocol.__init__)
+    for name in ("app_state", "loop"):
+        assert re.search(rf"self\.{name}(: [^=]+)? = ", init), name
+    assert "self.transport = transport" in inspect.getsource(HttpToolsProtocol.connection_made)
+    # The head of a request ends where the upgrade to a WebSocket is decided.
+    assert "should_upgrade" in inspect.getsource(HttpToolsProtocol.on_headers_complete)

@@ -20,6 +20,7 @@ from parley.config import Settings
 from parley.db import EmbeddedPostgres, create_pool, ensure_database
 from parley.events import Events
 from parley.gateway.endpoint import Gateway, websocket_endpoint
+from parley.httpproto import HEADER_TIMEOUT_KEY, ParleyHttpProtocol
 from parley.hub import Hub
 from parley.migrate import migrate
 from parley.wsproto import ParleyWebSocketProtocol
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     logs.skip_unused_record_fields()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
             dsn = await resolve_database_url(settings, stack)
             applied = await migrate(dsn)
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gateway = app.state.gateway = Gateway(settings, chat, hub)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)
-            yield
+            # The lifespan state reaches uvicorn's protocols too (httpproto.py).
+            yield {HEADER_TIMEOUT_KEY: settings.limits.header_timeout_seconds}
 
     return ParleyApp(routes=http.routes(), lifespan=lifespan)
 
@@ -117,6 +119,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         # uvicorn's websockets-sansio protocol with less state per socket (parley/wsproto.py).
         "ws": ParleyWebSocketProtocol,
+        # httptools with a deadline for each request's head (parley/httpproto.py).
+        "http": ParleyHttpProtocol,
         "ws_max_size": settings.limits.max_frame_bytes,  # uvicorn's default is 16 MiB
         "ws_ping_interval": settings.ping_interval_seconds,
         "ws_ping_timeout": settings.ping_timeout_seconds,

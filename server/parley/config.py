@@ -30,6 +30,7 @@ class Limits:
     typing_interval_seconds: float = 2.0
     typing_expiry_seconds: float = 6.0
     hello_timeout_seconds: float = 5.0
+    header_timeout_seconds: float = 5.0
     max_body_bytes: int = 65536
 
 

@@ -218,3 +218,43 @@ async def test_cut_off_sockets_are_gone_in_bounded_time_and_count_until_then(
         )
         for tablet in stalled:
             tablet.transport.abort()
+
+
+async def test_connections_that_never_finish_their_headers_are_dropped(
+    database_url: str, world: World
+) -> None:
+    settings = gateway_settings(database_url, header_timeout_seconds=0.5)
+    async with running_gateway(settings) as gateway:
+        host, port = gateway.server.host, gateway.server.port
+        slow = [await asyncio.open_connection(host, port) for _ in range(50)]
+        for n, (_, writer) in enumerate(slow):
+            # Half stop mid-header; half get as far as a whole upgrade request but its end.
+            writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+            if n % 2:
+                writer.write(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Ver")
+            await writer.drain()
+
+        async def trickle() -> bytes:
+            # One byte at a time keeps the connection busy, not within its deadline.
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 100:
+                    writer.write(bytes([byte]))
+                    with contextlib.suppress(ConnectionError):
+                        await writer.drain()
+                    with contextlib.suppress(TimeoutError):
+                        return await asyncio.wait_for(reader.read(1), 0.05)
+                return b"still open"
+            finally:
+                writer.close()
+
+        async with asyncio.timeout(10):
+            ends = [await reader.read() for reader, _ in slow]
+            assert ends == [b""] * 50, "dropped without a response"
+            assert await trickle() == b""
+        # An ordinary request, and an ordinary socket, still go through.
+        async with gateway.connect(world.john.id) as john:
+            await john.ok("conversation.list")
+        assert server_side_sockets(port) == []
+        for _, writer in slow:
+            writer.close()
