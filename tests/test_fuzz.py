@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from parley import protocol
 from parley.auth import issue_token
@@ -136,6 +137,9 @@ async def authenticated(process: GatewayProcess, user_id: int) -> AsyncIterator[
 
 
 async def send_any(connection: ClientConnection, wire: Wire) -> None:
+    if connection.protocol.state is not State.OPEN:
+        # The server closed it (a frame that was not UTF-8): say so as a send would.
+        await connection.recv()
     connection.protocol.send_frame(Frame(*wire))
     connection.send_data()
 

@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gateway = app.state.gateway = Gateway(settings, chat, hub)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)
+            stack.callback(gateway.token_deadlines.stop)
             # The lifespan state reaches uvicorn's protocols too (httpproto.py).
             yield {HEADER_TIMEOUT_KEY: settings.limits.header_timeout_seconds}
 

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,14 @@ from parley.validation import MAX_ID, id_from_text
 log = logging.getLogger(__name__)
 
 _DEV_SECRET_FILE = "jwt-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a valid token names, and until when (seconds since the epoch, its ``exp``)."""
+
+    user_id: int
+    expires_at: float
 
 
 class TokenVerifier:
@@ -41,8 +50,9 @@ class TokenVerifier:
             )
         return cls(settings.jwt_algorithm, settings.jwt_public_key)
 
-    def verify(self, token: object) -> int:
-        """Return the user id the token names; raise Unauthorized with the reason otherwise."""
+    def verify(self, token: object) -> Identity:
+        """Return who the token names and until when; raise Unauthorized with the reason
+        otherwise."""
         if not isinstance(token, str) or not token:
             raise Unauthorized("hello needs a token")
         try:
@@ -64,7 +74,7 @@ class TokenVerifier:
         except Exception:
             # Whatever else a forged token makes the JWT library raise, it proves nothing.
             raise Unauthorized("token rejected") from None
-        return _user_id(claims["sub"])
+        return Identity(_user_id(claims["sub"]), float(claims["exp"]))
 
 
 def _user_id(subject: object) -> int:

@@ -36,6 +36,7 @@ WS_1012_SERVICE_RESTART: Final = status.WS_1012_SERVICE_RESTART
 WS_4400_HELLO_EXPECTED: Final = 4400
 WS_4401_UNAUTHORIZED: Final = 4401
 WS_4408_HELLO_TIMEOUT: Final = 4408
+WS_4411_TOKEN_EXPIRED: Final = 4411
 WS_4420_SLOW_CONSUMER: Final = 4420
 WS_4429_TOO_MANY_CONNECTIONS: Final = 4429
 
@@ -249,6 +250,13 @@ class Resync(msgspec.Struct, tag="resync", tag_field="type", frozen=True):
     """Live events may have been missed (the broker was unreachable): send `sync`."""
 
 
+class TokenExpiring(msgspec.Struct, tag="token.expiring", tag_field="type", frozen=True):
+    """The socket's token runs out soon: send `hello` again with a fresh one."""
+
+    expires_at: datetime
+    expires_in_ms: int
+
+
 class HelloData(msgspec.Struct, frozen=True):
     user: User
     unread_total: int
@@ -257,10 +265,20 @@ class HelloData(msgspec.Struct, frozen=True):
     limits: dict[str, int | float]
 
 
-ServerEvent = MessageNew | MessageRead | TypingEvent | Unread | ConversationUpdated | Resync
+ServerEvent = (
+    MessageNew | MessageRead | TypingEvent | Unread | ConversationUpdated | Resync | TokenExpiring
+)
 SERVER_EVENT_TYPES: Final[tuple[str, ...]] = tuple(
     str(cls.__struct_config__.tag)
-    for cls in (MessageNew, MessageRead, TypingEvent, Unread, ConversationUpdated, Resync)
+    for cls in (
+        MessageNew,
+        MessageRead,
+        TypingEvent,
+        Unread,
+        ConversationUpdated,
+        Resync,
+        TokenExpiring,
+    )
 )
 
 _encoder = msgspec.json.Encoder()

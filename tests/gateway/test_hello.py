@@ -166,3 +166,45 @@ async def test_a_frame_nested_too_deep_as_the_first_frame_closes_with_4400(
     async with open_client(gateway.server.ws_url) as client:
         await client.send_raw("[" * 1500 + "]" * 1500)
         assert await client.wait_closed() == 4400
+
+
+def expiring_in(seconds: float, user_id: int = 701) -> str:
+    return hs256({"sub": str(user_id), "exp": time.time() + seconds})
+
+
+async def test_a_socket_is_told_before_its_token_runs_out_then_closed(
+    gateway: Gateway, world: World
+) -> None:
+    async with open_client(gateway.server.ws_url) as client:
+        assert (await client.ok("hello", token=expiring_in(2)))["user"]["id"] == world.john.id
+        warning = await client.event("token.expiring")
+        assert 0 < warning["expires_in_ms"] <= 2000
+        assert await client.wait_closed() == 4411
+
+
+async def test_a_fresh_token_keeps_the_socket_open_past_the_old_one(
+    gateway: Gateway, world: World
+) -> None:
+    async with (
+        open_client(gateway.server.ws_url) as renewed,
+        open_client(gateway.server.ws_url) as control,
+    ):
+        await renewed.ok("hello", token=expiring_in(2))
+        await control.ok("hello", token=expiring_in(2.5))
+        await renewed.event("token.expiring")
+        again = await renewed.ok("hello", token=expiring_in(3600))
+        assert again["user"]["id"] == world.john.id
+        assert "unread_version" in again
+        # The control socket's token ran out after the renewed socket's old one did.
+        assert await control.wait_closed(within=10) == 4411
+        assert await renewed.ok("conversation.list")
+
+
+async def test_a_renewal_must_be_valid_and_for_the_same_user(
+    gateway: Gateway, world: World
+) -> None:
+    async with gateway.connect(world.john.id) as john:
+        for token in (expiring_in(3600, world.mary.id), expiring_in(-3600), "forged"):
+            error = await john.error("hello", token=token)
+            assert error["code"] == "unauthorized"
+        assert await john.ok("conversation.list"), "still open, as the same user"

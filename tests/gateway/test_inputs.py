@@ -124,7 +124,11 @@ BAD_INPUTS = [
         raw('{"type": "conversation.open", "id": "r", "product_id": 424242}'),
         "not_found",
     ),
-    BadInput("hello twice", raw('{"type": "hello", "id": "r", "token": "x"}'), "invalid_frame"),
+    BadInput(
+        "a second hello with a bad token",
+        raw('{"type": "hello", "id": "r", "token": "x"}'),
+        "unauthorized",
+    ),
     # Each class of the attack report (issue 11): the example given, and variants.
     BadInput("brackets 1,500 deep", raw("[" * 1500 + "]" * 1500), "invalid_frame"),
     BadInput("objects 33 deep", raw('{"a":' * 33 + "1" + "}" * 33), "invalid_frame"),

@@ -12,7 +12,6 @@ from typing import Any, Final, Protocol, TypeVar
 
 from parley import protocol
 from parley.chat import Chat
-from parley.errors import InvalidFrame
 from parley.gateway.ratelimit import TokenBucket
 
 
@@ -30,6 +29,8 @@ class Caller(Protocol):
 
     @property
     def message_rate(self) -> TokenBucket: ...
+
+    async def renew(self, token: str) -> object: ...
 
 
 NO_REPLY: Final = object()
@@ -55,7 +56,8 @@ async def dispatch(caller: Caller, frame: protocol.ClientFrame) -> object:
 
 @_handles(protocol.Hello)
 async def _hello_again(caller: Caller, frame: protocol.Hello) -> object:
-    raise InvalidFrame("already authenticated", frame.id)
+    # A fresh token for the same user, before the current one runs out (token.expiring).
+    return await caller.renew(frame.token)
 
 
 @_handles(protocol.ConversationOpen)

@@ -15,6 +15,7 @@ from parley.chat import Chat
 from parley.config import Settings
 from parley.gateway.ratelimit import PerUser
 from parley.gateway.session import Session
+from parley.gateway.tokens import TokenDeadlines
 from parley.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Gateway:
         self.hub = hub
         self.verifier = TokenVerifier.from_settings(settings)
         self.message_rates = PerUser(self.limits.messages_per_second, self.limits.message_burst)
+        self.token_deadlines = TokenDeadlines()
         self.slow_consumers_closed = 0
         self.sessions: set[Session] = set()
         self.draining = False

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.types import Receive
@@ -26,24 +27,18 @@ from parley.errors import (
     ParleyError,
     ProtocolError,
     RateLimited,
-    TooManyConnectionsError,
-    Unauthorized,
-    Unavailable,
 )
+from parley.gateway import hello
 from parley.gateway.dispatch import NO_REPLY, dispatch
 from parley.gateway.ratelimit import TokenBucket
-from parley.hub import TooManyConnections
 from parley.logs import request_id
 from parley.models import User
 from parley.protocol import (
     WS_1008_POLICY_VIOLATION,
     WS_1011_INTERNAL_ERROR,
     WS_1012_SERVICE_RESTART,
-    WS_4400_HELLO_EXPECTED,
-    WS_4401_UNAUTHORIZED,
-    WS_4408_HELLO_TIMEOUT,
+    WS_4411_TOKEN_EXPIRED,
     WS_4420_SLOW_CONSUMER,
-    WS_4429_TOO_MANY_CONNECTIONS,
     close_reason,
     error_frame,
 )
@@ -64,6 +59,7 @@ class Session:
     """One authenticated socket; to dispatch.py, the Caller its frames come from."""
 
     __slots__ = (
+        "__weakref__",
         "_close",
         "_draining",
         "_frames",
@@ -76,6 +72,7 @@ class Session:
         "connection_id",
         "gateway",
         "receive",
+        "token_expires_at",
         "user",
         "websocket",
     )
@@ -87,6 +84,7 @@ class Session:
         self.gateway = gateway
         self.connection_id = secrets.token_hex(8)
         self.user = User(id=0, display_name="", avatar_url=None)
+        self.token_expires_at = 0.0
         # Frames not yet handed to the socket. A writer task exists only while it is not
         # empty, so an idle socket costs no task.
         self._outbox: list[str] = []
@@ -134,10 +132,11 @@ class Session:
                 await self._serve()
             finally:
                 metrics.CONNECTIONS.dec()
+                self.token_expires_at = 0.0
                 self.gateway.sessions.discard(self)
                 self.chat.disconnected(self.user_id, self.connection_id)
             if self._close is not None:
-                await self._close_socket(*self._close)
+                await self.close_socket(*self._close)
                 await self._until_gone()
         finally:
             # Only now: a socket on its way out counts against its user's limit until gone.
@@ -145,60 +144,19 @@ class Session:
             self.gateway.forget_user(self.user_id)
 
     async def _hello(self) -> bool:
-        """Read and check the first frame; answer it, or close. True once authenticated."""
-        gateway = self.gateway
-        try:
-            async with asyncio.timeout(gateway.limits.hello_timeout_seconds):
-                message = await self.websocket.receive()
-        except TimeoutError:
-            await self._close_socket(WS_4408_HELLO_TIMEOUT, "no hello in time")
-            return False
-        if message["type"] == "websocket.disconnect":
-            return False
-        text = message.get("text")
-        try:
-            frame = protocol.parse(text) if text is not None else None
-        except ProtocolError:
-            frame = None
-        if not isinstance(frame, protocol.Hello):
-            await self._close_socket(WS_4400_HELLO_EXPECTED, "the first frame must be hello")
-            return False
-        try:
-            user_id = gateway.verifier.verify(frame.token)
-        except Unauthorized as error:
-            await self._send_now(error_frame(error, frame.id))
-            await self._close_socket(WS_4401_UNAUTHORIZED, str(error))
-            return False
-        # Register first, then read the badge: an event published in between reaches this
-        # socket after the hello reply, so the total it carries is never older than them.
-        self.user = User(id=user_id, display_name="", avatar_url=None)
-        try:
-            await gateway.hub.add(self, gateway.limits.connections_per_user)
-        except TooManyConnections as error:
-            refusal = TooManyConnectionsError(str(error))
-            await self._send_now(error_frame(refusal, frame.id))
-            await self._close_socket(WS_4429_TOO_MANY_CONNECTIONS, "too many connections")
-            return False
-        try:
-            self.user, unread_total, unread_version = await self.chat.connect(user_id)
-        except Unavailable as error:
-            await gateway.hub.remove(self)
-            await self._send_now(error_frame(error, frame.id))
-            await self._close_socket(WS_1011_INTERNAL_ERROR, "database unavailable")
-            return False
-        except BaseException:
-            await gateway.hub.remove(self)
-            raise
-        hello = protocol.HelloData(
-            user=self.user,
-            unread_total=unread_total,
-            unread_version=unread_version,
-            connection_id=self.connection_id,
-            limits=gateway.public_limits,
-        )
-        # Straight to the socket: events queued since hub.add follow it through the outbox.
-        await self._send_now(protocol.encode(protocol.Ok(id=frame.id, data=hello)).decode())
-        return True
+        return await hello.first_frame(self)
+
+    async def renew(self, token: str) -> protocol.HelloData:
+        """A second hello: a fresh token for the same user; the reply is a hello's."""
+        return await hello.renew(self, token)
+
+    def token_expiring(self, expires_at: float) -> None:
+        left = max(0, round((expires_at - time.time()) * 1000))
+        at = datetime.fromtimestamp(expires_at, UTC)
+        self.push(protocol.encode(protocol.TokenExpiring(at, left)).decode())
+
+    def token_expired(self) -> None:
+        self.close_soon(WS_4411_TOKEN_EXPIRED, "token expired; say hello again before it runs out")
 
     async def _serve(self) -> None:
         """Read and handle frames in this (the ASGI) task until the client goes, or until
@@ -321,7 +279,7 @@ class Session:
                 for frame in held or ():
                     self._queue(frame)
 
-    async def _send_now(self, frame: str) -> None:
+    async def send_now(self, frame: str) -> None:
         with contextlib.suppress(Exception):
             await self.websocket.send_text(frame)
 
@@ -333,7 +291,7 @@ class Session:
                 while (await self.receive())["type"] != TRANSPORT_GONE:
                     pass
 
-    async def _close_socket(self, code: int, reason: str) -> None:
+    async def close_socket(self, code: int, reason: str) -> None:
         # A client that does not read can block even the close frame: give up after a moment.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
