@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from starlette.routing import Route
 
-from parley import store
+from parley import openapi, store
 from parley.app import create_app
 from parley.config import Settings
+from parley.http import OPERATIONS
 from tests.clients import Gateway
 from tests.conftest import gateway_settings, running_gateway
 from tests.servers import serve
@@ -214,3 +217,38 @@ async def test_bodies_that_are_not_json_or_too_big_are_refused(
     response = await client.put("/internal/users/9020", content=content)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert await table_snapshot(world.pool) == before
+
+
+def test_the_checked_in_openapi_document_is_the_one_the_code_builds() -> None:
+    checked_in = (Path(__file__).resolve().parent.parent / "docs" / "openapi.json").read_text()
+    assert checked_in == openapi.dumps(OPERATIONS), (
+        "docs/openapi.json is stale: .venv/bin/python -m parley.openapi > docs/openapi.json"
+    )
+
+
+def test_the_openapi_document_lists_exactly_the_internal_routes() -> None:
+    app = create_app(Settings(database_url="postgresql://unused/x"))
+    routed = {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, Route) and route.path.startswith("/internal/")
+        for method in (route.methods or set()) - {"HEAD"}
+        if route.path != "/internal/openapi.json"
+    }
+    documented = {
+        (path, method)
+        for path, operations in openapi.document(OPERATIONS)["paths"].items()
+        for method in operations
+    }
+    assert routed == documented
+
+
+async def test_the_document_is_served_behind_the_service_token(
+    backend: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    gateway, client = backend
+    served = await client.get("/internal/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == openapi.document(OPERATIONS)
+    async with httpx.AsyncClient(base_url=gateway.server.http_url) as anonymous:
+        assert (await anonymous.get("/internal/openapi.json")).status_code == 401

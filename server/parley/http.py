@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -24,8 +24,18 @@ from parley.errors import (
     ProductUnavailable,
     Unavailable,
 )
-from parley.models import ProductStatus
-from parley.validation import MAX_ID, MAX_JSON_DEPTH, Id, id_from_text, nests_deeper_than
+from parley.models import Product, ProductStatus, SentMessage, User
+from parley.openapi import Operation, dumps
+from parley.validation import (
+    MAX_CLIENT_MSG_ID,
+    MAX_ID,
+    MAX_JSON_DEPTH,
+    MAX_NAME_CHARS,
+    MAX_URL_CHARS,
+    Id,
+    id_from_text,
+    nests_deeper_than,
+)
 
 READY_TIMEOUT_SECONDS = 2.0
 Body = TypeVar("Body")
@@ -59,24 +69,47 @@ async def metrics_endpoint(request: Request) -> Response:
 # --- internal API -----------------------------------------------------------------------------
 
 
+# What the store checks beyond the shape, said in the schema too (docs/openapi.json).
+_Name = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": MAX_NAME_CHARS})]
+_Url = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={"maxLength": MAX_URL_CHARS, "pattern": "^https://[A-Za-z0-9.-]+"}
+    ),
+]
+_Currency = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": "^[A-Z]{3}$"})]
+_ClientMsgId = Annotated[
+    str, msgspec.Meta(extra_json_schema={"minLength": 1, "maxLength": MAX_CLIENT_MSG_ID})
+]
+
+
 class UserBody(msgspec.Struct, frozen=True):
-    display_name: str = ""
-    avatar_url: str | None = None
+    display_name: _Name = ""
+    avatar_url: _Url | None = None
 
 
 class ProductBody(msgspec.Struct, frozen=True):
     seller_id: Id
-    title: str = ""
+    title: _Name = ""
     price_cents: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None = None
-    currency: str = "USD"
-    image_url: str | None = None
+    currency: _Currency = "USD"
+    image_url: _Url | None = None
     status: ProductStatus = "active"
 
 
 class SystemMessageBody(msgspec.Struct, frozen=True):
-    client_msg_id: str
+    client_msg_id: _ClientMsgId
     content: str
     metadata: dict[str, Any] = {}
+
+
+class UserAnswer(msgspec.Struct, frozen=True):
+    user: User
+
+
+class ProductAnswer(msgspec.Struct, frozen=True):
+    product: Product
+    changed_conversations: list[int]
 
 
 _STATUS_BY_ERROR: dict[type[ParleyError], int] = {
@@ -154,7 +187,7 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 async def put_user(request: Request, user_id: int, body: UserBody) -> Response:
     chat: Chat = request.app.state.services.chat
     user = await chat.update_user(user_id, body.display_name, body.avatar_url)
-    return _json({"user": user})
+    return _json(UserAnswer(user))
 
 
 async def put_product(request: Request, product_id: int, body: ProductBody) -> Response:
@@ -168,7 +201,7 @@ async def put_product(request: Request, product_id: int, body: ProductBody) -> R
         image_url=body.image_url,
         status=body.status,
     )
-    return _json({"product": product, "changed_conversations": changed})
+    return _json(ProductAnswer(product, changed))
 
 
 async def post_system_message(
@@ -184,16 +217,58 @@ async def post_system_message(
     return _json(sent, status=200 if sent.replayed else 201)
 
 
+OPERATIONS: Final[list[Operation]] = [
+    Operation(
+        "PUT",
+        "/internal/users/{id}",
+        "Create or update a user as the marketplace knows them",
+        UserBody,
+        {200: ("the user as stored", UserAnswer)},
+    ),
+    Operation(
+        "PUT",
+        "/internal/products/{id}",
+        "Create or update a listing; sold or deleted archives its conversations",
+        ProductBody,
+        {
+            200: ("the product, and the conversations whose status changed", ProductAnswer),
+            403: ("the product belongs to another seller (`forbidden`)", None),
+        },
+    ),
+    Operation(
+        "POST",
+        "/internal/conversations/{id}/messages",
+        "Post a system notice in a conversation (idempotent on client_msg_id)",
+        SystemMessageBody,
+        {
+            200: ("a retry of a notice already stored: nothing written", SentMessage),
+            201: ("the notice, stored and sent", SentMessage),
+            409: ("client_msg_id was used for another notice", None),
+        },
+    ),
+]
+_HANDLERS: Final[dict[str, Callable[[Request], Awaitable[Response]]]] = {
+    "/internal/users/{id}": internal(put_user, UserBody),
+    "/internal/products/{id}": internal(put_product, ProductBody),
+    "/internal/conversations/{id}/messages": internal(post_system_message, SystemMessageBody),
+}
+_DOCUMENT: Final = dumps(OPERATIONS).encode()
+
+
+async def openapi_document(request: Request) -> Response:
+    """The internal API's OpenAPI 3.1 document (docs/openapi.json), behind the same token."""
+    expected = request.app.state.services.settings.service_token
+    given = request.headers.get("authorization", "")
+    if not expected or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        return _error(401, "unauthorized", "a valid service bearer token is required")
+    return Response(_DOCUMENT, media_type="application/json")
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
-        Route("/internal/users/{id}", internal(put_user, UserBody), methods=["PUT"]),
-        Route("/internal/products/{id}", internal(put_product, ProductBody), methods=["PUT"]),
-        Route(
-            "/internal/conversations/{id}/messages",
-            internal(post_system_message, SystemMessageBody),
-            methods=["POST"],
-        ),
+        Route("/internal/openapi.json", openapi_document),
+        *(Route(op.path, _HANDLERS[op.path], methods=[op.method]) for op in OPERATIONS),
     ]

@@ -1,0 +1,121 @@
+"""The internal API as an OpenAPI 3.1 document, built from the very structs that decode its
+bodies and encode its answers, so the document and the server cannot disagree.
+
+http.py serves it at /internal/openapi.json; docs/openapi.json is the same document checked
+in (tests/test_http.py fails when they differ). After changing the API, write it anew:
+
+    .venv/bin/python -m parley.openapi > docs/openapi.json
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from parley import __version__
+
+_REF: Final = "#/components/schemas/{name}"
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class ErrorAnswer(msgspec.Struct, frozen=True):
+    error: ErrorBody
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint of the internal API, as http.py routes it."""
+
+    method: str
+    path: str
+    summary: str
+    body: type[Any]
+    answers: dict[int, tuple[str, type[Any] | None]]  # status -> (meaning, body or error)
+
+
+_COMMON_ERRORS: Final = {
+    400: "the body or a value in it breaks a rule (`invalid_body`, `invalid_argument`, …)",
+    401: "no valid service bearer token (`unauthorized`)",
+    404: "no such id (`not_found`); ids in paths are ASCII digits of a positive bigint",
+    413: "the body is over PARLEY_MAX_BODY_BYTES (`payload_too_large`)",
+    503: "the internal API is off (`disabled`) or the database cannot be reached (`unavailable`)",
+}
+
+
+def document(operations: list[Operation]) -> dict[str, Any]:
+    types = [op.body for op in operations] + [
+        body for op in operations for _, body in op.answers.values() if body is not None
+    ]
+    refs, components = msgspec.json.schema_components([*types, ErrorAnswer], ref_template=_REF)
+    schema_of = dict(zip([*types, ErrorAnswer], refs, strict=True))
+    paths: dict[str, Any] = {}
+    for op in operations:
+        responses: dict[str, Any] = {
+            str(status): {
+                "description": meaning,
+                "content": {"application/json": {"schema": schema_of[body]}},
+            }
+            for status, (meaning, body) in op.answers.items()
+            if body is not None
+        }
+        for status, meaning in _COMMON_ERRORS.items():
+            responses.setdefault(
+                str(status),
+                {
+                    "description": meaning,
+                    "content": {"application/json": {"schema": schema_of[ErrorAnswer]}},
+                },
+            )
+        for status, (meaning, body) in op.answers.items():
+            if body is None:
+                responses[str(status)] = {
+                    "description": meaning,
+                    "content": {"application/json": {"schema": schema_of[ErrorAnswer]}},
+                }
+        paths.setdefault(op.path, {})[op.method.lower()] = {
+            "summary": op.summary,
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": schema_of[op.body]}},
+            },
+            "responses": dict(sorted(responses.items())),
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Parley internal API",
+            "version": __version__,
+            "description": "What the marketplace backend calls: users, products, notices.",
+        },
+        "security": [{"service": []}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"service": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def dumps(operations: list[Operation]) -> str:
+    return json.dumps(document(operations), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    from parley.http import OPERATIONS
+
+    print(dumps(OPERATIONS), end="")
