@@ -37,14 +37,16 @@ class TokenDeadlines:
         self._timer: asyncio.TimerHandle | None = None
 
     def watch(self, socket: Watched, issued_at: float | None = None) -> None:
-        """Schedule the warning and the close for the socket's current token."""
+        """Schedule the warning for the socket's current token (its close is scheduled when
+        the warning is given: one entry per socket at a time)."""
         expires_at = socket.token_expires_at
         now = time.time() if issued_at is None else issued_at
         warn_at = max(now, expires_at - min(self.warn_before, (expires_at - now) / 2))
-        for at, final in ((warn_at, False), (expires_at, True)):
-            entry = (at, next(self._order), final, expires_at, weakref.ref(socket))
-            heapq.heappush(self._heap, entry)
+        self._push(warn_at, False, expires_at, weakref.ref(socket))
         self._arm()
+
+    def _push(self, at: float, final: bool, expires_at: float, ref: weakref.ref[Watched]) -> None:
+        heapq.heappush(self._heap, (at, next(self._order), final, expires_at, ref))
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -72,4 +74,5 @@ class TokenDeadlines:
                 socket.token_expired()
             else:
                 socket.token_expiring(expires_at)
+                self._push(expires_at, True, expires_at, ref)
         self._arm()
