@@ -347,7 +347,7 @@ class Chat:
         await self.events.unread(await store.badges(self.pool, list(recipients)))
 
     async def _push_badge(self, user_id: int, conversation_id: int) -> None:
-        await self.events.unread([await store.badge(self.pool, user_id, conversation_id)])
+        await self.events.unread(await store.badges(self.pool, [(user_id, conversation_id)]))
 
     async def _after_commit(self, notification: Awaitable[None]) -> None:
         # The change is committed and will be answered as such: failing to tell the devices

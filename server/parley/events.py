@@ -32,6 +32,14 @@ class TypingNote(msgspec.Struct, frozen=True):
 _encode_note = msgspec.json.Encoder().encode
 
 
+def _addressed(
+    user_ids: Iterable[int], event: msgspec.Struct | bytes, skip: str = ""
+) -> list[tuple[str, bytes]]:
+    """``event``, encoded once, on the channel of each user, for every socket but ``skip``."""
+    payload = envelope(skip, event if isinstance(event, bytes) else protocol.encode(event))
+    return [(user_channel(user), payload) for user in user_ids]
+
+
 class Events:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -40,9 +48,7 @@ class Events:
         self, user_ids: Iterable[int], event: msgspec.Struct | bytes, skip: str = ""
     ) -> None:
         """Send ``event`` to every socket of each user, on any gateway, except ``skip``."""
-        encoded = event if isinstance(event, bytes) else protocol.encode(event)
-        payload = envelope(skip, encoded)
-        await self._publish([(user_channel(user), payload) for user in user_ids])
+        await self._publish(_addressed(user_ids, event, skip))
 
     async def messages_new(
         self,
@@ -61,9 +67,8 @@ class Events:
         for message, skip in sent:
             assert message.sender_id is not None, "users' messages only"
             assert message.recipient_id is not None, "users' messages only"
-            payload = envelope(skip, protocol.encode(protocol.MessageNew(message=message)))
-            batch.append((user_channel(message.sender_id), payload))
-            batch.append((user_channel(message.recipient_id), payload))
+            parties = (message.sender_id, message.recipient_id)
+            batch += _addressed(parties, protocol.MessageNew(message=message), skip)
         await self._publish(batch)
 
     async def system_message(self, message: Message, user_ids: Iterable[int]) -> None:
@@ -73,25 +78,16 @@ class Events:
     async def unread(self, badges: Iterable[Badge]) -> None:
         """Each user's badge after their counters changed: this conversation's count, the
         total, and the version they were both true at."""
-        await self._publish(
-            [
-                (
-                    user_channel(badge.user_id),
-                    envelope(
-                        "",
-                        protocol.encode(
-                            protocol.Unread(
-                                total=badge.total,
-                                conversation_id=badge.conversation_id,
-                                count=badge.count,
-                                version=badge.version,
-                            )
-                        ),
-                    ),
-                )
-                for badge in badges
-            ]
-        )
+        batch: list[tuple[str, bytes]] = []
+        for badge in badges:
+            event = protocol.Unread(
+                total=badge.total,
+                conversation_id=badge.conversation_id,
+                count=badge.count,
+                version=badge.version,
+            )
+            batch += _addressed([badge.user_id], event)
+        await self._publish(batch)
 
     async def message_read(self, receipt: ReadReceipt, peer_id: int, skip: str = "") -> None:
         """The read receipt, to the side whose messages were read and to the reader's own
@@ -144,7 +140,7 @@ class Events:
         )
         return [
             (user_channel(user_id), note_envelope(_encode_note(note))),
-            (user_channel(peer_id), envelope("", protocol.encode(event))),
+            *_addressed([peer_id], event),
         ]
 
     async def _publish(self, messages: list[tuple[str, bytes]]) -> None:

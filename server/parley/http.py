@@ -139,12 +139,8 @@ def internal(
     decoder = msgspec.json.Decoder(body_type)
 
     async def endpoint(request: Request) -> Response:
-        expected = request.app.state.services.settings.service_token
-        if not expected:
-            return _error(503, "disabled", "the internal API is off: set PARLEY_SERVICE_TOKEN")
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-            return _error(401, "unauthorized", "a valid service bearer token is required")
+        if (refusal := _refuse_without_service_token(request)) is not None:
+            return refusal
         raw_id = request.path_params["id"]
         path_id = id_from_text(raw_id)
         if path_id is None:
@@ -166,6 +162,17 @@ def internal(
             return _error(status, error.code, str(error))
 
     return endpoint
+
+
+def _refuse_without_service_token(request: Request) -> Response | None:
+    """The answer to a request without the marketplace's bearer token, or None."""
+    expected = request.app.state.services.settings.service_token
+    if not expected:
+        return _error(503, "disabled", "the internal API is off: set PARLEY_SERVICE_TOKEN")
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        return _error(401, "unauthorized", "a valid service bearer token is required")
+    return None
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -224,6 +231,7 @@ OPERATIONS: Final[list[Operation]] = [
         "Create or update a user as the marketplace knows them",
         UserBody,
         {200: ("the user as stored", UserAnswer)},
+        put_user,
     ),
     Operation(
         "PUT",
@@ -234,6 +242,7 @@ OPERATIONS: Final[list[Operation]] = [
             200: ("the product, and the conversations whose status changed", ProductAnswer),
             403: ("the product belongs to another seller (`forbidden`)", None),
         },
+        put_product,
     ),
     Operation(
         "POST",
@@ -245,23 +254,16 @@ OPERATIONS: Final[list[Operation]] = [
             201: ("the notice, stored and sent", SentMessage),
             409: ("client_msg_id was used for another notice", None),
         },
+        post_system_message,
     ),
 ]
-_HANDLERS: Final[dict[str, Callable[[Request], Awaitable[Response]]]] = {
-    "/internal/users/{id}": internal(put_user, UserBody),
-    "/internal/products/{id}": internal(put_product, ProductBody),
-    "/internal/conversations/{id}/messages": internal(post_system_message, SystemMessageBody),
-}
 _DOCUMENT: Final = dumps(OPERATIONS).encode()
 
 
 async def openapi_document(request: Request) -> Response:
     """The internal API's OpenAPI 3.1 document (docs/openapi.json), behind the same token."""
-    expected = request.app.state.services.settings.service_token
-    given = request.headers.get("authorization", "")
-    if not expected or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-        return _error(401, "unauthorized", "a valid service bearer token is required")
-    return Response(_DOCUMENT, media_type="application/json")
+    refusal = _refuse_without_service_token(request)
+    return refusal or Response(_DOCUMENT, media_type="application/json")
 
 
 def routes() -> list[BaseRoute]:
@@ -270,5 +272,5 @@ def routes() -> list[BaseRoute]:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/internal/openapi.json", openapi_document),
-        *(Route(op.path, _HANDLERS[op.path], methods=[op.method]) for op in OPERATIONS),
+        *(Route(op.path, internal(op.handler, op.body), methods=[op.method]) for op in OPERATIONS),
     ]

@@ -51,13 +51,14 @@ def envelope(skip: str, event: bytes) -> bytes:
 
 # In place of a connection id: a note for the gateways that hold the user's sockets (who is
 # typing, across processes), which no socket gets.
-_NOTE = b"*"
+_NOTE = "*"
+_NOTE_SKIP = _NOTE.encode()
 
 
 def note_envelope(note: bytes) -> bytes:
     """A note on a user's channel, handed to Hub.on_note on every gateway holding a socket of
     that user, and to no socket."""
-    return _NOTE + _SEPARATOR + note
+    return envelope(_NOTE, note)
 
 
 class Hub:
@@ -138,7 +139,7 @@ class Hub:
         if not sockets:
             return
         skip, _, event = received.payload.partition(_SEPARATOR)
-        if skip == _NOTE:
+        if skip == _NOTE_SKIP:
             if self.on_note is not None:
                 self.on_note(user_id, event)
             return

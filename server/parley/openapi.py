@@ -10,6 +10,7 @@ in (tests/test_http.py fails when they differ). After changing the API, write it
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,13 +32,14 @@ class ErrorAnswer(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True)
 class Operation:
-    """One endpoint of the internal API, as http.py routes it."""
+    """One endpoint of the internal API: what http.py routes, and what the document says."""
 
     method: str
     path: str
     summary: str
     body: type[Any]
     answers: dict[int, tuple[str, type[Any] | None]]  # status -> (meaning, body or error)
+    handler: Callable[..., Awaitable[Any]]  # (request, path id, body) -> response
 
 
 _COMMON_ERRORS: Final = {

@@ -121,7 +121,7 @@ class Session:
             return
         await self.websocket.accept()
         try:
-            if not await self._hello():
+            if not await hello.first_frame(self):
                 return
         except WebSocketDisconnect:
             return
@@ -142,9 +142,6 @@ class Session:
             # Only now: a socket on its way out counts against its user's limit until gone.
             await self.gateway.hub.remove(self)
             self.gateway.forget_user(self.user_id)
-
-    async def _hello(self) -> bool:
-        return await hello.first_frame(self)
 
     async def renew(self, token: str) -> protocol.HelloData:
         """A second hello: a fresh token for the same user; the reply is a hello's."""
@@ -262,17 +259,9 @@ class Session:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            text = message.get("text")
-            if text is None:
-                # Counted like any frame: a flood of binary frames is limited as one of text.
-                if (wait := self._frames.take()) > 0:
-                    self._reply_error(RateLimited("too many frames", wait))
-                else:
-                    self._reply_error(BinaryFrame("binary frames are not supported; send JSON"))
-                continue
             self._in_request = True
             try:
-                await self._handle(text)
+                await self._handle(message.get("text"))
             finally:
                 self._in_request = False
                 held, self._held = self._held, None
@@ -299,23 +288,26 @@ class Session:
 
     # --- requests --------------------------------------------------------------------------
 
-    async def _handle(self, text: str) -> None:
+    async def _handle(self, text: str | None) -> None:
         """Check the frame rate, parse, run the use case, and queue its one reply. Every
-        frame counts against the rate, parsed or not."""
+        frame counts against the rate, parsed or not, binary (``text`` None) too."""
         wait = self._frames.take()
+        limited = RateLimited("too many frames", wait) if wait > 0 else None
+        if text is None:
+            self._reply_error(limited or BinaryFrame("binary frames are not supported; send JSON"))
+            return
         try:
             frame = protocol.parse(text)
         except ProtocolError as error:
             _FRAMES_IN_INVALID.inc()
-            refusal = RateLimited("too many frames", wait) if wait > 0 else error
-            self._reply_error(refusal, error.frame_id)
+            self._reply_error(limited or error, error.frame_id)
             return
         _FRAMES_IN[type(frame)].inc()
         request_id.set(f"{self.connection_id}:{frame.id}")
         started = time.perf_counter()
         try:
-            if wait > 0:
-                raise RateLimited("too many frames", wait)
+            if limited is not None:
+                raise limited
             data = await dispatch(self, frame)
         except ParleyError as error:
             self._reply_error(error, frame.id)

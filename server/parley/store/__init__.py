@@ -16,7 +16,6 @@ from parley.store.conversations import (
     open_conversation,
     participants,
     participants_shown,
-    peer_of,
     unarchive,
 )
 from parley.store.messages import (
@@ -32,7 +31,6 @@ from parley.store.reads import (
     BADGES_QUERY,
     MARK_READ_QUERY,
     UNREAD_TOTAL_QUERY,
-    badge,
     badge_of,
     badges,
     mark_read,
@@ -50,7 +48,6 @@ __all__ = [
     "UNREAD_TOTAL_QUERY",
     "SendRequest",
     "archive",
-    "badge",
     "badge_of",
     "badges",
     "delete_for",
@@ -63,7 +60,6 @@ __all__ = [
     "open_conversation",
     "participants",
     "participants_shown",
-    "peer_of",
     "recount_counters",
     "send_many",
     "send_message",

@@ -11,7 +11,7 @@ import asyncpg
 
 from parley.errors import InvalidArgument, NotFound, OwnProduct, ProductUnavailable
 from parley.models import Conversation, InboxPage, Product, User
-from parley.store._sql import VIEW_COLUMNS, connection, participant, peer, view_joins
+from parley.store._sql import VIEW_COLUMNS, connection, participant, view_joins
 from parley.validation import MAX_ID, check_id, check_page_limit
 
 if TYPE_CHECKING:
@@ -65,18 +65,6 @@ async def participants_shown(db: Database, conversation_id: int) -> list[int]:
         )
         if not deleted
     ]
-
-
-async def peer_of(db: Database, conversation_id: int, user_id: int) -> int:
-    """The other participant; NotFound for non-participants as for unknown conversations."""
-    other = await db.fetchval(
-        f"SELECT {peer('$2')} FROM conversations c WHERE c.id = $1 AND {participant('$2')}",
-        conversation_id,
-        user_id,
-    )
-    if other is None:
-        raise NotFound(f"conversation {conversation_id} not found")
-    return int(other)
 
 
 async def open_conversation(

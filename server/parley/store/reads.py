@@ -107,30 +107,10 @@ async def badge_of(db: Database, user_id: int) -> tuple[int, int]:
     return int(row["total"]), int(row["version"])
 
 
-_BADGE_COLUMNS: Final = """
-    coalesce(b.total, 0) AS total, coalesce(b.version, 0) AS version
-"""
-
-
-async def badge(db: Database, user_id: int, conversation_id: int) -> Badge:
-    """The user's unread count in one conversation, total and version, in one statement."""
-    row = await db.fetchrow(
-        f"""
-        SELECT {own_unread("$1")} AS count, {_BADGE_COLUMNS}
-          FROM conversations c LEFT JOIN badges b ON b.user_id = $1
-         WHERE c.id = $2 AND {participant("$1")}
-        """,
-        user_id,
-        conversation_id,
-    )
-    if row is None:
-        raise NotFound(f"conversation {conversation_id} not found")
-    return Badge(user_id, conversation_id, row["count"], row["total"], row["version"])
-
-
 # Each recipient's count in one conversation, total and version, for many at once.
 BADGES_QUERY: Final = f"""
-    SELECT r.user_id, r.conversation_id, {own_unread("r.user_id")} AS count, {_BADGE_COLUMNS}
+    SELECT r.user_id, r.conversation_id, {own_unread("r.user_id")} AS count,
+           coalesce(b.total, 0) AS total, coalesce(b.version, 0) AS version
       FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, conversation_id)
       JOIN conversations c ON c.id = r.conversation_id
       LEFT JOIN badges b ON b.user_id = r.user_id
