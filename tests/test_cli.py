@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.clients import Gateway, open_client
+from tests.clients import Gateway
 from tests.conftest import JWT_SECRET
 
 PARLEY = [sys.executable, "-m", "parley.cli"]
@@ -70,38 +73,43 @@ async def test_serve_without_database_url_runs_on_an_embedded_postgres(tmp_path:
 
 
 async def test_the_demo_walkthrough_works_as_printed(database_url: str, gateway: Gateway) -> None:
+    port = gateway.server.ws_url.rsplit(":", 1)[1].split("/")[0]
+    env = os.environ | {"DATABASE_URL": database_url, "PARLEY_JWT_SECRET": JWT_SECRET}
     process = await asyncio.create_subprocess_exec(
         *PARLEY,
         "demo",
-        env=os.environ | {"DATABASE_URL": database_url, "PARLEY_JWT_SECRET": JWT_SECRET},
+        env=env | {"PORT": port},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
-    steps = [
-        [line.strip() for line in block.splitlines()[1:] if line.strip().startswith("{")]
-        for block in stdout.decode().split("\n\n")
-        if block[:2] in ("1.", "2.", "3.")
-    ]
-    mary_hello, (john_hello, john_send), (mary_read, mary_reply) = steps
-    async with (
-        open_client(gateway.server.ws_url) as mary,
-        open_client(gateway.server.ws_url) as john,
-    ):
-        await mary.send_raw(mary_hello[0])
-        assert (await mary.reply("1"))["type"] == "ok"
-        await john.send_raw(john_hello)
-        assert (await john.reply("1"))["type"] == "ok"
-        await john.send_raw(john_send)
-        assert (await john.reply("2"))["type"] == "ok"
+    lines = [line.strip() for line in stdout.decode().splitlines()]
+    john_command = next(
+        command for who, command in itertools.pairwise(lines) if who.startswith("John")
+    )
+    typed = [line for line in lines if line.startswith("{")]
+    assert "-m parley_client" in john_command, stdout.decode()
+    assert typed, stdout.decode()
+
+    # The terminal client, started as printed (its python is this venv's), with the lines typed.
+    program, *arguments = shlex.split(john_command)
+    john = await asyncio.create_subprocess_exec(
+        sys.executable if program.endswith(("python", "python3")) else program,
+        *arguments,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with gateway.connect(702) as mary:
+        output, errors = await asyncio.wait_for(
+            john.communicate(("\n".join(typed) + "\n").encode()), 30
+        )
+        printed = output.decode()
+        assert john.returncode == 0, errors.decode()
+        assert "-- hello, John" in printed
+        listed, sent = [json.loads(line[3:]) for line in printed.splitlines() if line[:3] == "ok "]
+        assert [c["product"]["id"] for c in listed["conversations"]] == [7010]
+        assert sent["message"]["content"] == "Still there?"
         new = await mary.event("message.new")
-        assert new["message"]["content"] == "Is this still available?"
-        await mary.event("unread", total=1)
-        await mary.send_raw(mary_read)
-        assert (await mary.reply("2"))["type"] == "ok"
-        await john.event("message.read", up_to_seq=1)
-        await mary.send_raw(mary_reply)
-        assert (await mary.reply("3"))["type"] == "ok"
-        reply = await john.event("message.new")
-        assert reply["message"]["sender_id"] == 702
+        assert new["message"]["id"] == sent["message"]["id"]

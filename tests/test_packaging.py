@@ -40,6 +40,14 @@ def test_the_wheel_holds_the_parley_package_and_its_migrations_only(wheel: Path)
     assert b"parley = parley.cli:main" in entry_points
 
 
+def test_the_wheel_serves_the_one_sdk_file_and_the_page(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    sdk = (ROOT / "clients" / "js" / "parley.js").read_bytes()
+    assert archive.read("parley/static/parley.js") == sdk
+    for page_file in ("index.html", "app.js", "dom.js", "style.css", "demo/phone.svg"):
+        assert f"parley/static/{page_file}" in archive.namelist()
+
+
 def test_installed_it_imports_as_parley_and_finds_its_migrations(
     wheel: Path, tmp_path: Path
 ) -> None:
@@ -56,7 +64,8 @@ def test_installed_it_imports_as_parley_and_finds_its_migrations(
         "import parley.migrate;"
         "print(parley.__file__);"
         "print(importlib.util.find_spec('server'));"
-        "print(len(parley.migrate.discover()))"
+        "print(len(parley.migrate.discover()));"
+        "import parley.web; print(parley.web.sdk_path())"
     )
     # -I: neither the checkout nor the development install is on the path.
     found = subprocess.run(
@@ -70,3 +79,4 @@ def test_installed_it_imports_as_parley_and_finds_its_migrations(
     assert found[0].startswith(str(target))
     assert found[1] == "None", "no top-level server module"
     assert int(found[2]) == len(list((ROOT / "sql").glob("*.sql")))
+    assert found[3] == str(target / "parley" / "static" / "parley.js")

@@ -13,7 +13,7 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from parley import http, logs, metrics
+from parley import demo, http, logs, metrics, web
 from parley.broker import broker_from_url
 from parley.chat import Chat
 from parley.config import Settings
@@ -74,6 +74,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
             )
             stack.push_async_callback(pool.close)
+            if settings.demo:
+                log.warning("DEMO MODE: /demo/token gives anyone a token for the demo users")
+                if await demo.seed(pool):
+                    log.info("demo marketplace seeded")
             broker = broker_from_url(settings.redis_url or "memory://", settings.redis_prefix)
             hub = Hub(broker)
             await hub.start()
@@ -99,7 +103,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # The lifespan state reaches uvicorn's protocols too (httpproto.py).
             yield {HEADER_TIMEOUT_KEY: settings.limits.header_timeout_seconds}
 
-    return ParleyApp(routes=http.routes(), lifespan=lifespan)
+    routes = http.routes() + web.routes() + (demo.routes() if settings.demo else [])
+    return ParleyApp(routes=routes, lifespan=lifespan)
 
 
 class ParleyApp(Starlette):

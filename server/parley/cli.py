@@ -10,7 +10,7 @@ import logging.config
 import os
 import sys
 
-from parley import store
+from parley import demo, store
 from parley.app import resolve_database_url
 from parley.auth import issue_token
 from parley.config import ConfigError, Settings
@@ -39,17 +39,8 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-DEMO_USERS = {701: "John", 702: "Mary", 703: "Eve"}
-DEMO_PRODUCTS = [
-    (7010, 702, "iPhone 13, 128 GB, blue", 45000),
-    (7020, 701, "Road bike, 56 cm", 32000),
-    (7030, 703, "Espresso machine", 12000),
-]
-DEMO_TTL = 24 * 3600
-
-
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Seed John, Mary and Eve with a few listings; print tokens and frames to paste."""
+    """Seed the demo marketplace; print tokens and the terminal client's command for each user."""
 
     async def seed() -> int:
         async with contextlib.AsyncExitStack() as stack:
@@ -57,57 +48,23 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             await migrate(dsn)
             pool = await create_pool(dsn, min_size=1, max_size=2)
             stack.push_async_callback(pool.close)
-            for user_id, name in DEMO_USERS.items():
-                await store.upsert_user(pool, user_id, name)
-            for product_id, seller_id, title, price in DEMO_PRODUCTS:
-                await store.upsert_product(
-                    pool, product_id, seller_id, title, price_cents=price, currency="EUR"
-                )
-            conversation, _ = await store.open_conversation(pool, 701, 7010)
+            await demo.seed(pool)
+            buyer, product = demo.FIRST_CHAT
+            conversation, _ = await store.open_conversation(pool, buyer, product)
             return conversation.id
 
     conversation_id = asyncio.run(seed())
-    tokens = {user_id: issue_token(settings, user_id, DEMO_TTL) for user_id in DEMO_USERS}
     url = f"ws://{settings.host}:{settings.port}/ws"
-    print("Seeded John (701), Mary (702) and Eve (703); Mary sells an iPhone (product 7010).")
-    print(f"John's conversation about it is {conversation_id}. Tokens are valid for 24 hours.\n")
-    for user_id, name in DEMO_USERS.items():
-        print(f"{name} ({user_id}): {tokens[user_id]}")
-
-    def line(frame: dict[str, object]) -> str:
-        return "    " + json.dumps(frame, separators=(",", ":"))
-
-    client = f"{os.path.relpath(sys.executable)} -m websockets {url}"
-    send: dict[str, object] = {"type": "message.send", "conversation_id": conversation_id}
-    steps: list[tuple[str, str | None, list[dict[str, object]]]] = [
-        ("Mary's terminal", client, [{"type": "hello", "id": "1", "token": tokens[702]}]),
-        (
-            "John's terminal",
-            client,
-            [
-                {"type": "hello", "id": "1", "token": tokens[701]},
-                send
-                | {"id": "2", "client_msg_id": "demo-1", "content": "Is this still available?"},
-            ],
-        ),
-        (
-            "Mary again (she got message.new and unread)",
-            None,
-            [
-                {
-                    "type": "conversation.read",
-                    "id": "2",
-                    "conversation_id": conversation_id,
-                    "up_to_seq": 1,
-                },
-                send | {"id": "3", "client_msg_id": "demo-2", "content": "Yes! Come by tomorrow?"},
-            ],
-        ),
-    ]
-    print("\nStart the server (python3 dev.py run), then paste one line at a time:")
-    for number, (who, command, frames) in enumerate(steps, 1):
-        print(f"\n{number}. {who}" + (f": {command}" if command else ""))
-        print("\n".join(line(frame) for frame in frames))
+    python = os.path.relpath(sys.executable)
+    print("The demo marketplace is seeded. Tokens are valid for 24 hours.\n")
+    for user in demo.USERS:
+        token = issue_token(settings, user.id, 24 * 3600)
+        print(f"{user.display_name} ({user.id}), {user.about}:")
+        print(f"    {python} -m parley_client {url} --token {token}\n")
+    print("Start the server (python3 dev.py run), start two of the clients above, and type:")
+    print('    {"type":"conversation.list"}')
+    send = {"type": "message.send", "conversation_id": conversation_id, "content": "Still there?"}
+    print("    " + json.dumps(send, separators=(",", ":")))
     return 0
 
 

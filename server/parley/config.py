@@ -57,6 +57,8 @@ class Settings:
     send_batch_in_flight: int = 1
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
+    # Demo mode: a seeded marketplace and /demo/token, which hands a token to anyone who asks.
+    demo: bool = False
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -101,6 +103,7 @@ class Settings:
             ping_timeout_seconds=read.number(
                 "PARLEY_PING_TIMEOUT_SECONDS", default.ping_timeout_seconds
             ),
+            demo=read.flag("PARLEY_DEMO"),
             limits=read.limits(limits),
         )
 
@@ -152,6 +155,14 @@ class _Reader:
                 self.number(name, value) if isinstance(value, float) else self.integer(name, value)
             )
         return dataclasses.replace(default, **overrides)
+
+    def flag(self, name: str) -> bool:
+        value = self._env.get(name, "").strip().lower()
+        if value in ("", "0", "false", "no", "off"):
+            return False
+        if value in ("1", "true", "yes", "on"):
+            return True
+        raise ConfigError(f"{name} must be 1 or 0 (true or false), got {value!r}")
 
     def strings(self, name: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in self._env.get(name, "").split(",") if item.strip())

@@ -32,6 +32,7 @@ from parley.validation import (
     MAX_JSON_DEPTH,
     MAX_NAME_CHARS,
     MAX_URL_CHARS,
+    SITE_URL_PATTERN,
     Id,
     id_from_text,
     nests_deeper_than,
@@ -73,9 +74,7 @@ async def metrics_endpoint(request: Request) -> Response:
 _Name = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": MAX_NAME_CHARS})]
 _Url = Annotated[
     str,
-    msgspec.Meta(
-        extra_json_schema={"maxLength": MAX_URL_CHARS, "pattern": "^https://[A-Za-z0-9.-]+"}
-    ),
+    msgspec.Meta(extra_json_schema={"maxLength": MAX_URL_CHARS, "pattern": SITE_URL_PATTERN}),
 ]
 _Currency = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": "^[A-Z]{3}$"})]
 _ClientMsgId = Annotated[

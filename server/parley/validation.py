@@ -62,6 +62,10 @@ CURRENCY: Final = re.compile(r"[A-Z]{3}")
 # An https URL as Parley stores it: printable ASCII only (no spaces, tabs or controls, which
 # browsers strip or reinterpret), the scheme exactly "https", then a host.
 _HTTPS_URL: Final = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?")
+# A path on Parley's own origin (the demo's pictures): no scheme, no host, no "//", so it
+# can only ever point back at the server that serves the page.
+_SITE_PATH: Final = re.compile(r"/[A-Za-z0-9._~-][A-Za-z0-9._~/-]*")
+SITE_URL_PATTERN: Final = r"^(https://[A-Za-z0-9.-]+|/[A-Za-z0-9._~-])"
 # An id written in text (a path, a token's sub): ASCII digits only (int() would also take
 # fullwidth and Arabic-Indic digits), no sign, no leading zero, at most 19 of them.
 _ID_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}")
@@ -163,10 +167,17 @@ def is_https_url(url: str) -> bool:
     return len(url) <= MAX_URL_CHARS and _HTTPS_URL.fullmatch(url) is not None
 
 
+def is_site_url(url: str) -> bool:
+    """An https URL, or a path on Parley's own origin such as ``/demo/images/7010.svg``."""
+    if len(url) > MAX_URL_CHARS:
+        return False
+    return _HTTPS_URL.fullmatch(url) is not None or _SITE_PATH.fullmatch(url) is not None
+
+
 def check_url(url: str | None, name: str) -> None:
-    """None, or an https URL (no javascript:, data: or plain http)."""
-    if url is not None and not is_https_url(url):
-        raise InvalidArgument(f"{name} must be an https:// URL of printable ASCII")
+    """None, an https URL or a path on this origin (no javascript:, data: or plain http)."""
+    if url is not None and not is_site_url(url):
+        raise InvalidArgument(f"{name} must be an https:// URL or a /path, of printable ASCII")
 
 
 def check_name(text: str, name: str) -> None:

@@ -65,10 +65,13 @@ class Gateway:
         if self.hub.sockets_of(user_id) == 0:
             self.message_rates.forget(user_id)
 
-    def origin_allowed(self, origin: str | None) -> bool:
-        # Browsers always send Origin; other clients authenticate by token alone.
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        # Browsers always send Origin; other clients authenticate by token alone. The page
+        # Parley serves itself (same scheme-less host and port) is always allowed.
         allowed = self.settings.allowed_origins
-        return origin is None or "*" in allowed or origin in allowed
+        if origin is None or "*" in allowed or origin in allowed:
+            return True
+        return host is not None and origin.partition("://")[2] == host
 
     @property
     def public_limits(self) -> dict[str, int | float]:

@@ -113,7 +113,9 @@ class Session:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        if not self.gateway.origin_allowed(self.websocket.headers.get("origin")):
+        if not self.gateway.origin_allowed(
+            self.websocket.headers.get("origin"), self.websocket.headers.get("host")
+        ):
             await self.websocket.close(WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
         if self.gateway.draining:

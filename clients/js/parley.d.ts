@@ -1,0 +1,171 @@
+// Types for parley.js, kept by hand; `tsc --noEmit` checks them against the SDK in CI.
+
+export type Status = "connecting" | "open" | "reconnecting" | "closed";
+export type MessageType = "text" | "image" | "offer" | "system";
+
+export interface User {
+  id: number;
+  display_name: string;
+  avatar_url: string | null;
+}
+
+export interface Product {
+  id: number;
+  seller_id: number;
+  title: string;
+  price_cents: number | null;
+  currency: string;
+  image_url: string | null;
+  status: "active" | "sold" | "deleted";
+}
+
+export interface Message {
+  id: number;
+  conversation_id: number;
+  seq: number;
+  sender_id: number | null;
+  recipient_id: number | null;
+  message_type: MessageType;
+  content: string;
+  metadata: Record<string, unknown>;
+  client_msg_id: string | null;
+  is_read: boolean;
+  read_at: string | null;
+  created_at: string;
+}
+
+export interface Conversation {
+  id: number;
+  product_id: number;
+  buyer_id: number;
+  seller_id: number;
+  status: "active" | "archived";
+  last_seq: number;
+  last_message_text: string | null;
+  last_message_type: MessageType | null;
+  last_message_sender_id: number | null;
+  last_message_at: string | null;
+  role: "buyer" | "seller";
+  unread_count: number;
+  unread_version: number;
+  last_read_seq: number;
+  peer_last_read_seq: number;
+  cleared_seq: number;
+  archived: boolean;
+  deleted: boolean;
+  created_at: string;
+  updated_at: string;
+  product: Product;
+  peer: User;
+}
+
+export interface ReadReceipt {
+  conversation_id: number;
+  reader_id: number;
+  up_to_seq: number;
+  read_at: string;
+}
+
+export interface MarkReadResult extends ReadReceipt {
+  messages_marked: number;
+  unread_count: number;
+  unread_version: number;
+  advanced: boolean;
+}
+
+export interface UnreadEvent {
+  /** The total badge, true at `version`. */
+  total: number;
+  version: number;
+  /** Set when one conversation's count changed; null for a change of the total alone. */
+  conversation_id: number | null;
+  count: number | null;
+}
+
+export interface TypingEvent {
+  conversation_id: number;
+  user_id: number;
+  /** false when the indicator ends: a stop, its expiry, a message from them, a disconnect. */
+  typing: boolean;
+}
+
+export interface StatusEvent {
+  state: Status;
+  /** The close code and reason of the socket that went, on "reconnecting" and "closed". */
+  code?: number;
+  reason?: string;
+  /** How long until the next attempt, on "reconnecting". */
+  delayMs?: number;
+}
+
+export interface ParleyEvents {
+  message: Message;
+  read: ReadReceipt;
+  typing: TypingEvent;
+  unread: UnreadEvent;
+  conversation: Conversation;
+  status: StatusEvent;
+}
+
+export interface ParleyClientOptions {
+  /** The gateway's WebSocket URL, e.g. "wss://chat.example.com/ws". */
+  url: string;
+  /** A token, or a function returning one; the function is called again on every reconnect
+   * and when the server says the token is expiring. */
+  token: string | (() => string | Promise<string>);
+  /** A WebSocket class, for runtimes without a global one (Node: the `ws` package). */
+  WebSocket?: typeof WebSocket;
+  /** First reconnect delay (default 500 ms), doubling up to `maxReconnectDelayMs` (30 s). */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  /** A request without a reply for this long means the connection is broken (default 10 s). */
+  requestTimeoutMs?: number;
+}
+
+export interface SendOptions {
+  type?: "text" | "image" | "offer";
+  metadata?: Record<string, unknown>;
+  /** Only to resume a send from an earlier run; by default one is made and kept. */
+  clientMsgId?: string;
+}
+
+export declare class ParleyError extends Error {
+  constructor(
+    code: string,
+    message: string,
+    details?: { retryable?: boolean; retryAfterMs?: number | null },
+  );
+  code: string;
+  retryable: boolean;
+  retryAfterMs: number | null;
+}
+
+export declare function newClientMsgId(): string;
+
+export declare class ParleyClient {
+  constructor(options: ParleyClientOptions);
+  readonly url: string;
+  status: Status;
+  user: User | null;
+  limits: Record<string, number>;
+  unread: { total: number; version: number };
+  on<K extends keyof ParleyEvents>(event: K, handler: (payload: ParleyEvents[K]) => void): () => void;
+  connect(): Promise<void>;
+  close(): void;
+  sync(): Promise<void>;
+  unreadCount(conversationId: number): number;
+  openConversation(productId: number): Promise<Conversation>;
+  getConversation(conversationId: number): Promise<Conversation>;
+  send(conversationId: number, content: string, options?: SendOptions): Promise<Message>;
+  history(conversationId: number, options?: { beforeSeq?: number; limit?: number }): Promise<Message[]>;
+  markRead(conversationId: number, upToSeq: number): Promise<MarkReadResult>;
+  typing(conversationId: number): void;
+  inbox(options?: {
+    cursor?: string | null;
+    limit?: number;
+    archived?: boolean;
+  }): Promise<{ conversations: Conversation[]; next_cursor: string | null }>;
+  delete(conversationId: number): Promise<Conversation>;
+  archive(conversationId: number): Promise<Conversation>;
+  unarchive(conversationId: number): Promise<Conversation>;
+}

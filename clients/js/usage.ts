@@ -1,0 +1,30 @@
+// Compiled by `tsc --noEmit` only: the SDK used as an app would, so parley.d.ts is checked.
+import { ParleyClient, ParleyError, type Message } from "./parley.js";
+
+export async function example(): Promise<Message[]> {
+  const client = new ParleyClient({ url: "ws://localhost:8000/ws", token: async () => "jwt" });
+  client.on("message", (message) => console.log(message.seq, message.content));
+  client.on("unread", (badge) => console.log(badge.total, badge.version));
+  client.on("typing", (typing) => console.log(typing.user_id, typing.typing));
+  client.on("status", (status) => console.log(status.state, status.code));
+  client.on("read", (receipt) => console.log(receipt.up_to_seq));
+  client.on("conversation", (conversation) => console.log(conversation.peer.display_name));
+  await client.connect();
+  const conversation = await client.openConversation(7010);
+  try {
+    await client.send(conversation.id, "Is this still available?");
+    await client.send(conversation.id, "", { type: "offer", metadata: { amount: 42000, currency: "EUR" } });
+  } catch (error) {
+    if (error instanceof ParleyError && error.code === "rate_limited") console.log(error.retryAfterMs);
+  }
+  const receipt = await client.markRead(conversation.id, conversation.last_seq);
+  console.log(receipt.unread_count);
+  client.typing(conversation.id);
+  const page = await client.inbox({ limit: 20, archived: false });
+  await client.archive(page.conversations[0].id);
+  await client.unarchive(page.conversations[0].id);
+  await client.delete(page.conversations[0].id);
+  const messages = await client.history(conversation.id, { beforeSeq: 10, limit: 50 });
+  client.close();
+  return messages;
+}
