@@ -17,6 +17,7 @@ from parley.config import Settings
 from parley.events import Events
 from parley.gateway.endpoint import Gateway as ServerGateway
 from parley.hub import Hub
+from parley.protocol import WS_1012_SERVICE_RESTART
 from tests.servers import RunningServer
 
 Frame = dict[str, Any]
@@ -172,3 +173,17 @@ class Gateway:
             [user_id], json.dumps({"type": "test.barrier", "n": marker}).encode()
         )
         await client.event("test.barrier", n=marker)
+
+    def cut(self, user_id: int, code: int = WS_1012_SERVICE_RESTART) -> int:
+        """Close every socket of ``user_id`` from the server side, dropping whatever they
+        still had queued (replies included); returns how many there were."""
+        sessions = [s for s in self.gateway.sessions if s.user_id == user_id]
+        for session in sessions:
+            session.close_soon(code, "cut by the test")
+        return len(sessions)
+
+    def push(self, user_id: int, frame: Frame) -> None:
+        """Hand a frame straight to every socket of ``user_id``, as if the broker had."""
+        for session in self.gateway.sessions:
+            if session.user_id == user_id:
+                session.push(json.dumps(frame))

@@ -103,6 +103,7 @@ export class ParleyClient {
     /** @type {WebSocket | null} a socket past its hello: requests may go on it */
     this._ready = null;
     this._attempt = 0;
+    this._refusedOnce = false;
     this._closedByUser = true;
     /** @type {ReturnType<typeof setTimeout> | null} */
     this._reconnectTimer = null;
@@ -192,6 +193,7 @@ export class ParleyClient {
         const data = /** @type {any} */ (await this._request({ type: "hello", token }, socket));
         this._welcome(data);
         this._attempt = 0;
+        this._refusedOnce = false;
         this._ready = socket;
         this._setStatus("open");
         this._resolveOpened?.();
@@ -224,6 +226,12 @@ export class ParleyClient {
       }
     }
     if (this._closedByUser) return;
+    if (code === 4401 && typeof this._token === "function" && !this._refusedOnce) {
+      // A token function may have handed out a stale token: ask it once more, now.
+      this._refusedOnce = true;
+      this._open();
+      return;
+    }
     if (code === 4401) {
       // The token itself was refused: retrying it cannot help.
       const error = new ParleyError("unauthorized", reason || "token refused");

@@ -177,7 +177,7 @@ class ParleyClient:
         return self._token if isinstance(self._token, str) else await self._token()
 
     async def _run(self) -> None:
-        attempt = 0
+        attempt, refused_once = 0, False
         while True:
             code: int | None = None
             reason = ""
@@ -187,7 +187,7 @@ class ParleyClient:
                     reader = asyncio.create_task(self._read(socket))
                     try:
                         if await self._welcome(socket, token):
-                            attempt = 0
+                            attempt, refused_once = 0, False
                         await reader
                     finally:
                         reader.cancel()
@@ -197,6 +197,10 @@ class ParleyClient:
                         code, reason = received.code, received.reason
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as error:
                 reason = str(error)
+            if code == _CLOSE_UNAUTHORIZED and callable(self._token) and not refused_once:
+                # A token function may have handed out a stale token: ask it once more, now.
+                refused_once = True
+                continue
             if code == _CLOSE_UNAUTHORIZED:
                 self._fail_pending(ParleyError("unauthorized", reason or "token refused"))
                 self._set_status("closed", code=code, reason=reason)

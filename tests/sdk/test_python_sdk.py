@@ -1,0 +1,241 @@
+"""The Python SDK against a real server: what it promises an app across cut sockets, lost
+replies, expiring tokens and out-of-order badges."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from parley.chat import Chat
+from parley_client import (
+    Event,
+    MessageEvent,
+    ParleyClient,
+    ParleyError,
+    StatusEvent,
+    TypingEvent,
+    UnreadEvent,
+)
+from tests.clients import Client, Gateway
+from tests.conftest import JWT_SECRET
+from tests.world import World
+
+TIMEOUT = 15.0
+
+
+class Recorder:
+    """Every event a client hands the app, in order, with a way to await one."""
+
+    def __init__(self, client: ParleyClient) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Condition()
+        self._stream = client.events()
+        self._task = asyncio.create_task(self._record())
+
+    async def _record(self) -> None:
+        async for event in self._stream:
+            async with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    async def until(self, done: Callable[[list[Event]], bool], within: float = TIMEOUT) -> None:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: done(self.events))
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def stop(self) -> None:
+        self._stream.close()
+        self._task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def sdk(gateway: Gateway, token: Any) -> AsyncIterator[tuple[ParleyClient, Recorder]]:
+    client = ParleyClient(gateway.server.ws_url, token, reconnect_delay=0.05)
+    recorder = Recorder(client)
+    try:
+        async with client:
+            yield client, recorder
+    finally:
+        recorder.stop()
+
+
+def states(recorder: Recorder) -> list[str]:
+    return [event.state for event in recorder.of(StatusEvent)]
+
+
+def delivered(recorder: Recorder, conversation_id: int) -> list[int]:
+    return [
+        event.message["seq"]
+        for event in recorder.of(MessageEvent)
+        if event.message["conversation_id"] == conversation_id
+    ]
+
+
+async def send_burst(mary: Client, conversation_id: int, count: int) -> None:
+    """Pipeline ``count`` messages, then take every reply."""
+    for number in range(count):
+        frame = {
+            "type": "message.send",
+            "id": f"m{number}",
+            "conversation_id": conversation_id,
+            "client_msg_id": f"burst-{number}",
+            "content": f"message {number}",
+        }
+        await mary.send_raw(json.dumps(frame))
+    for number in range(count):
+        assert (await mary.reply(f"m{number}"))["type"] == "ok"
+
+
+async def test_a_socket_cut_mid_stream_loses_and_repeats_nothing(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    async with (
+        sdk(roomy_gateway, roomy_gateway.token(701)) as (john, seen),
+        roomy_gateway.connect(702) as mary,
+    ):
+        conversation = await john.open_conversation(cast.iphone.id)
+        burst = asyncio.create_task(send_burst(mary, conversation["id"], 200))
+        await seen.until(lambda _: len(delivered(seen, conversation["id"])) >= 40)
+        assert roomy_gateway.cut(701) == 1
+        await burst
+        await seen.until(lambda _: len(delivered(seen, conversation["id"])) >= 200)
+        states = [event.state for event in seen.of(StatusEvent)]
+
+    assert delivered(seen, conversation["id"]) == list(range(1, 201))
+    assert "reconnecting" in states
+    assert states[-1] == "open"
+
+
+async def test_a_send_whose_reply_is_lost_is_retried_and_resolves_once(
+    cast: World, roomy_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat: Chat = roomy_gateway.server.app.state.services.chat
+    commit = chat.send
+    commits = 0
+
+    async def commit_then_cut(*args: Any, **kwargs: Any) -> Any:
+        nonlocal commits
+        sent = await commit(*args, **kwargs)
+        commits += 1
+        if commits == 1:
+            roomy_gateway.cut(701)  # committed, and the ok never leaves the server
+        return sent
+
+    monkeypatch.setattr(chat, "send", commit_then_cut)
+    async with sdk(roomy_gateway, roomy_gateway.token(701)) as (john, seen):
+        conversation = await john.open_conversation(cast.iphone.id)
+        message = await asyncio.wait_for(john.send(conversation["id"], "sent once"), TIMEOUT)
+
+    rows = await cast.pool.fetch("SELECT id, content FROM messages")
+    assert [(row["id"], row["content"]) for row in rows] == [(message["id"], "sent once")]
+    assert commits == 2, "the retry reached the server with the same client_msg_id"
+    assert delivered(seen, conversation["id"]) == [1]
+    assert "reconnecting" in [event.state for event in seen.of(StatusEvent)]
+
+
+async def test_a_refused_token_is_fetched_again_and_so_is_one_for_each_reconnect(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    handed_out: list[str] = []
+
+    async def token() -> str:
+        if not handed_out:  # a stale token from the app's cache
+            expired = {"sub": "701", "exp": int(time.time()) - 3600}
+            handed_out.append(jwt.encode(expired, JWT_SECRET, algorithm="HS256"))
+        else:
+            handed_out.append(roomy_gateway.token(701))
+        return handed_out[-1]
+
+    async with sdk(roomy_gateway, token) as (john, seen):
+        assert john.user is not None
+        assert john.user["id"] == 701
+        assert len(handed_out) == 2
+        roomy_gateway.cut(701)
+        await seen.until(lambda _: states(seen)[-2:] == ["reconnecting", "open"])
+        assert len(handed_out) == 3, "the reconnect asked for a fresh token"
+        await john.open_conversation(cast.iphone.id)
+
+
+async def test_a_token_about_to_expire_is_renewed_on_the_same_socket(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    calls = 0
+    called = asyncio.Condition()
+
+    async def short_lived() -> str:
+        nonlocal calls
+        async with called:
+            calls += 1
+            called.notify_all()
+        return roomy_gateway.token(701, ttl_seconds=4)  # warned at half its life: 2 s
+
+    async with sdk(roomy_gateway, short_lived) as (john, seen):
+        # Renewed twice: the second warning proves the first renewal took on this socket.
+        async with asyncio.timeout(TIMEOUT), called:
+            await called.wait_for(lambda: calls >= 3)
+        await john.open_conversation(cast.iphone.id)
+        assert states(seen) == ["connecting", "open"], "no reconnect"
+
+
+async def test_badges_are_applied_by_version_never_going_back(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    async with (
+        sdk(roomy_gateway, roomy_gateway.token(701)) as (john, seen),
+        roomy_gateway.connect(702) as mary,
+    ):
+        conversation = await john.open_conversation(cast.iphone.id)
+        await send_burst(mary, conversation["id"], 5)
+        await seen.until(lambda _: john.unread_total == 5)
+        # A stale event, as a slow gateway would deliver it late: it must not win.
+        roomy_gateway.push(
+            701,
+            {"type": "unread", "total": 1, "conversation_id": conversation["id"], "count": 1,
+             "version": 1},
+        )  # fmt: skip
+        # Frames to a socket keep their order: once this arrives, so has the stale one.
+        roomy_gateway.push(
+            701, {"type": "typing", "conversation_id": conversation["id"], "user_id": 702,
+                  "state": "start", "expires_in_ms": 60_000},
+        )  # fmt: skip
+        await seen.until(lambda _: bool(seen.of(TypingEvent)))
+        assert john.unread_total == 5
+        assert john.unread_count(conversation["id"]) == 5
+        await john.mark_read(conversation["id"], 5)
+        await seen.until(lambda _: john.unread_total == 0)
+
+    versions = [event.version for event in seen.of(UnreadEvent) if event.conversation_id is None]
+    assert versions == sorted(set(versions)), "totals arrive in growing version order"
+    counts = [event.version for event in seen.of(UnreadEvent) if event.conversation_id]
+    assert counts == sorted(set(counts)), "counts too"
+    assert john.unread_count(conversation["id"]) == 0
+
+
+async def test_typing_ends_by_itself_when_no_stop_comes(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    async with sdk(roomy_gateway, roomy_gateway.token(701)) as (john, seen):
+        conversation = await john.open_conversation(cast.iphone.id)
+        typing = {"type": "typing", "conversation_id": conversation["id"], "user_id": 702}
+        roomy_gateway.push(701, typing | {"state": "start", "expires_in_ms": 200})
+        await seen.until(lambda _: len(seen.of(TypingEvent)) == 2, within=5)
+
+    assert [event.typing for event in seen.of(TypingEvent)] == [True, False]
+
+
+async def test_requests_after_close_fail_clearly(roomy_gateway: Gateway, world: World) -> None:
+    client = ParleyClient(roomy_gateway.server.ws_url, roomy_gateway.token(701))
+    await client.connect()
+    await client.close()
+    with pytest.raises(ParleyError) as refused:
+        await client.inbox()
+    assert refused.value.code == "closed"
