@@ -114,6 +114,27 @@ async def gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gatewa
         yield running
 
 
+@pytest.fixture
+async def roomy_gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gateway]:
+    """Rate limits out of the way, for tests that send hundreds of messages in a burst."""
+    settings = gateway_settings(
+        database_url,
+        messages_per_second=10_000.0,
+        message_burst=10_000,
+        frames_per_second=10_000.0,
+        frame_burst=10_000,
+        send_queue=4096,
+    )
+    async with running_gateway(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def cast(world: World, roomy_gateway: Gateway) -> World:
+    """The seed's cast, on a roomy gateway."""
+    return world
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """PARLEY_TEST_REDIS_URL when set, else a redis-server of our own for the session."""

@@ -57,6 +57,11 @@ async def sdk(request: Request) -> Response:
     )
 
 
+async def favicon(request: Request) -> Response:
+    # Browsers ask for /favicon.ico whatever the page says.
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=HEADERS)
+
+
 class _StaticWithHeaders(StaticFiles):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
@@ -73,5 +78,6 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/", index),
         Route("/parley.js", sdk),
+        Route("/favicon.ico", favicon),
         Mount("/static", _StaticWithHeaders(directory=STATIC), name="static"),
     ]

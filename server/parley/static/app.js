@@ -15,7 +15,7 @@ const state = {
   /** @type {Map<number, any>} */ messages: new Map(), // its messages by seq
   oldestSeq: 0,
   loadingOlder: false,
-  /** @type {Map<number, string>} */ typists: new Map(),
+  /** @type {Map<number, Set<number>>} */ typists: new Map(), // conversation -> who types
   demo: /** @type {any} */ (null),
 };
 
@@ -152,9 +152,11 @@ function renderInbox() {
             el("time", {}, [formatTime(conversation.last_message_at)]),
           ]),
           el("div", { class: "line" }, [
-            el("span", { class: "preview" }, [
-              `${conversation.peer.display_name}: ${preview(conversation)}`,
-            ]),
+            state.typists.get(conversation.id)?.size
+              ? el("span", { class: "preview typing-now" }, ["typing…"])
+              : el("span", { class: "preview" }, [
+                  `${author(conversation)}: ${preview(conversation)}`,
+                ]),
             unread > 0 ? el("span", { class: "badge" }, [String(unread)]) : "",
           ]),
         ]),
@@ -165,6 +167,13 @@ function renderInbox() {
     }),
   );
   show(byId("inbox-empty"), items.length === 0);
+}
+
+/** @param {any} conversation */
+function author(conversation) {
+  if (conversation.last_message_sender_id === state.me) return "You";
+  if (conversation.last_message_sender_id == null) return "Notice";
+  return conversation.peer.display_name;
 }
 
 /** @param {any} conversation */
@@ -215,6 +224,7 @@ function selectTab(tab) {
   show(byId("listings"), tab === "listings");
   show(byId("inbox-empty"), false);
   state.conversations.clear();
+  byId("inbox").replaceChildren(); // never show the other tab's rows while this one loads
   if (tab === "listings") renderListings();
   else refreshInbox();
 }
@@ -227,7 +237,6 @@ async function openConversation(conversation) {
   if (!client) return;
   state.open = conversation;
   state.messages.clear();
-  state.typists.clear();
   byId("messages").replaceChildren();
   renderTyping();
   renderHead();
@@ -359,6 +368,7 @@ function onMessage(message) {
   if (known) {
     known.last_message_text = message.content;
     known.last_message_type = message.message_type;
+    known.last_message_sender_id = message.sender_id;
     known.last_message_at = message.created_at;
     known.last_seq = Math.max(known.last_seq, message.seq);
     renderInbox();
@@ -394,15 +404,19 @@ function onRead(receipt) {
 
 /** @param {any} typing */
 function onTyping(typing) {
-  if (state.open?.id !== typing.conversation_id || typing.user_id === state.me) return;
-  if (typing.typing) state.typists.set(typing.user_id, state.open.peer.display_name);
-  else state.typists.delete(typing.user_id);
+  if (typing.user_id === state.me) return;
+  let typists = state.typists.get(typing.conversation_id);
+  if (!typists) state.typists.set(typing.conversation_id, (typists = new Set()));
+  if (typing.typing) typists.add(typing.user_id);
+  else typists.delete(typing.user_id);
   renderTyping();
+  renderInbox();
 }
 
 function renderTyping() {
-  const names = [...state.typists.values()];
-  byId("typing").textContent = names.length ? `${names.join(", ")} is typing…` : "";
+  const conversation = state.open;
+  const typing = conversation ? state.typists.get(conversation.id)?.size : 0;
+  byId("typing").textContent = typing ? `${conversation.peer.display_name} is typing…` : "";
 }
 
 // --- wiring ----------------------------------------------------------------------------

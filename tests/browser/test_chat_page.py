@@ -1,0 +1,131 @@
+"""The chat page at / in real Chromium: a buyer and a seller chat through a demo-mode server,
+under the server's Content-Security-Policy, with no console errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from parley import store
+from tests.browser.conftest import ConsoleWatch
+from tests.clients import Gateway
+from tests.conftest import gateway_settings, running_gateway
+
+WAIT_MS = 10_000
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+@pytest.fixture
+async def demo_gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gateway]:
+    """A demo-mode server, its seeded conversations all read: every badge starts at 0."""
+    settings = dataclasses.replace(gateway_settings(database_url), demo=True)
+    async with running_gateway(settings) as running:
+        for row in await pool.fetch("SELECT id, buyer_id, seller_id, last_seq FROM conversations"):
+            for user_id in (row["buyer_id"], row["seller_id"]):
+                await store.mark_read(pool, row["id"], user_id, row["last_seq"])
+        yield running
+
+
+async def log_in(browser: Browser, gateway: Gateway, name: str, console: ConsoleWatch) -> Page:
+    context = await browser.new_context(viewport={"width": 1100, "height": 720})
+    page = console.watch(await context.new_page(), name)
+    response = await page.goto(gateway.server.http_url + "/")
+    assert response is not None
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    await page.get_by_role("button", name=f"Log in as {name}").click()
+    await expect(page.locator("#me")).to_have_text(name, timeout=WAIT_MS)
+    return page
+
+
+async def test_a_buyer_and_a_seller_chat_through_the_page(
+    browser: Browser, demo_gateway: Gateway
+) -> None:
+    console = ConsoleWatch()
+    buyer = await log_in(browser, demo_gateway, "John", console)
+    seller = await log_in(browser, demo_gateway, "Mary", console)
+    phone = seller.locator(".inbox li", has_text="iPhone 13")
+    await expect(phone).to_be_visible(timeout=WAIT_MS)
+    await expect(seller).to_have_title("Parley")
+
+    # The buyer opens the listing's conversation and types: the seller sees it.
+    await buyer.get_by_role("tab", name="Listings").click()
+    await buyer.locator("#listings li", has_text="iPhone 13").click()
+    await expect(buyer.locator("#messages .message")).to_have_count(3, timeout=WAIT_MS)
+    await buyer.locator("#text").press_sequentially("Is it")
+    await expect(phone.locator(".typing-now")).to_have_text("typing…", timeout=WAIT_MS)
+
+    # The buyer sends: the seller's badge and title show 1.
+    await buyer.locator("#text").fill("Is it still available?")
+    await buyer.locator("#text").press("Enter")
+    await expect(phone.locator(".badge")).to_have_text("1", timeout=WAIT_MS)
+    await expect(seller).to_have_title("(1) Parley", timeout=WAIT_MS)
+    await expect(phone.locator(".typing-now")).to_have_count(0)
+    await snap(seller, "inbox.png")
+
+    # The seller opens it: the buyer sees "Seen", the seller's badge goes to 0.
+    await phone.click()
+    await expect(seller.locator("#messages .message").last).to_contain_text("still available")
+    await expect(buyer.locator("#messages .message").last.locator(".seen")).to_have_text(
+        "Seen", timeout=WAIT_MS
+    )
+    await expect(seller).to_have_title("Parley", timeout=WAIT_MS)
+    await expect(phone.locator(".badge")).to_have_count(0)
+
+    # The seller's socket is cut; the buyer sends 3; the seller catches up, once each, in order.
+    assert demo_gateway.cut(702) == 1
+    await expect(seller.locator("#status")).to_be_visible(timeout=WAIT_MS)
+    for number in (1, 2, 3):
+        await buyer.locator("#text").fill(f"while you were away {number}")
+        await buyer.locator("#text").press("Enter")
+    away = seller.locator("#messages .message", has_text="while you were away")
+    await expect(away).to_have_count(3, timeout=WAIT_MS)
+    texts = [text.split("\n")[0] for text in await away.all_inner_texts()]
+    assert texts == [f"while you were away {n}" for n in (1, 2, 3)]
+    await expect(seller.locator("#status")).to_be_hidden(timeout=WAIT_MS)
+
+    # A script in a message is text, and nothing runs.
+    await buyer.locator("#text").fill(XSS)
+    await buyer.locator("#text").press("Enter")
+    shown = seller.locator("#messages .message .bubble").last
+    await expect(shown).to_have_text(XSS, timeout=WAIT_MS)
+    assert await seller.evaluate("window.__xss") is None
+    assert await seller.locator("#messages img, #messages script").count() == 0
+
+    await buyer.get_by_role("tab", name="Inbox").click()
+    await expect(buyer.locator("#inbox li .preview")).to_contain_text("window.__xss")
+    await snap(buyer, "conversation.png")
+    assert console.problems == []
+
+
+async def snap(page: Page, name: str) -> None:
+    """Into docs/screenshots/ when PARLEY_UPDATE_SCREENSHOTS=1 (the README shows them)."""
+    if os.environ.get("PARLEY_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / name)
+
+
+async def test_the_page_fits_a_phone(browser: Browser, demo_gateway: Gateway) -> None:
+    console = ConsoleWatch()
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True
+    )
+    page = console.watch(await context.new_page(), "Eve")
+    await page.goto(demo_gateway.server.http_url + "/")
+    await page.get_by_role("button", name="Log in as Eve").click()
+    conversation = page.locator(".inbox li", has_text="Road bike")
+    await conversation.click()
+    await expect(page.locator("#messages .message")).to_have_count(2, timeout=WAIT_MS)
+    await expect(page.locator(".side")).to_be_hidden()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await page.locator("#back").click()
+    await expect(conversation).to_be_visible()
+    await page.locator(".inbox li", has_text="Road bike").click()
+    await snap(page, "phone.png")
+    assert console.problems == []
