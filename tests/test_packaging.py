@@ -44,7 +44,7 @@ def test_the_wheel_serves_the_one_sdk_file_and_the_page(wheel: Path) -> None:
     archive = zipfile.ZipFile(wheel)
     sdk = (ROOT / "clients" / "js" / "parley.js").read_bytes()
     assert archive.read("parley/static/parley.js") == sdk
-    for page_file in ("index.html", "app.js", "dom.js", "style.css", "demo/phone.svg"):
+    for page_file in ("index.html", "app.js", "inbox.js", "conversation.js", "state.js"):
         assert f"parley/static/{page_file}" in archive.namelist()
 
 

@@ -1,27 +1,16 @@
-"""ParleyClient: one connection to a Parley gateway that survives disconnects.
-
-It reconnects with backoff and jitter, says hello with a fresh token (a token function is
-called again each time, and when the server says the token is expiring), syncs what it
-missed, and sends again every request that was in flight: a send keeps its client_msg_id,
-so it is stored once and resolves once.
-"""
+"""ParleyClient: the app's side of Parley. A Connection (connection.py) keeps a socket up;
+this turns frames into a view kept exact (view.py) and typed events, and offers the API."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import json
-import random
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
+from parley_client.connection import Connection, Token
 from parley_client.events import (
     ConversationEvent,
     Event,
@@ -32,22 +21,12 @@ from parley_client.events import (
 )
 from parley_client.view import View
 
-Token = str | Callable[[], Awaitable[str]]
 SYNC_BATCH = 100  # conversations per sync frame, the server's bound
 SEND_RETRIES = 5  # retryable refusals (rate_limited, unavailable) of one send
-_CLOSE_UNAUTHORIZED = 4401
 
 
 def new_client_msg_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass
-class _Request:
-    frame: Frame
-    reply: asyncio.Future[Any]
-    sent_on: ClientConnection | None = None
-    watchdog: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 class EventStream:
@@ -73,6 +52,9 @@ class EventStream:
 
 
 class ParleyClient:
+    """``async with ParleyClient(url, token) as client``; ``token`` a str or an async
+    function returning one (called again on every reconnect and token renewal)."""
+
     def __init__(
         self,
         url: str,
@@ -84,23 +66,21 @@ class ParleyClient:
         on_frame: Callable[[Frame], None] | None = None,
     ) -> None:
         self.url = url
-        self._token = token
-        self._min_delay = reconnect_delay
-        self._max_delay = max_reconnect_delay
-        self._request_timeout = request_timeout
-        self._on_frame = on_frame
         self.status: Status = "closed"
         self.user: Frame | None = None
         self.limits: Frame = {}
         self._view = View(self._emit, self._sync_soon)
         self._streams: set[asyncio.Queue[Event | None]] = set()
-        self._pending: dict[str, _Request] = {}
-        self._ids = itertools.count(1)
-        self._socket: ClientConnection | None = None  # past its hello: requests may go on it
-        self._runner: asyncio.Task[None] | None = None
-        self._opened: asyncio.Future[None] | None = None
         self._typing_sent: dict[int, float] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._connection = Connection(
+            url,
+            token,
+            self,
+            reconnect_delay=reconnect_delay,
+            max_reconnect_delay=max_reconnect_delay,
+            request_timeout=request_timeout,
+            on_frame=on_frame,
+        )
 
     async def __aenter__(self) -> ParleyClient:
         await self.connect()
@@ -113,6 +93,26 @@ class ParleyClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def connect(self) -> None:
+        """Connect; returns once the first hello is answered (ParleyError if refused)."""
+        await self._connection.start()
+
+    async def close(self) -> None:
+        """Close for good: pending requests fail with ``closed``; event streams end."""
+        await self._connection.close()
+        self._view.clear_typing()
+        if self.status != "closed":
+            self._set_status("closed")
+        for queue in list(self._streams):
+            queue.put_nowait(None)
+
+    async def request(self, frame: Frame) -> Any:
+        """Send any request frame (an ``id`` is added) and return its reply's ``data``;
+        across a reconnect it is sent again. Raises ParleyError for an ``error`` reply."""
+        if not self._connection.started:
+            raise ParleyError("closed", "connect() first, or the client was closed")
+        return await self._connection.request(frame)
 
     # --- events -------------------------------------------------------------------------
 
@@ -136,188 +136,23 @@ class ParleyClient:
     def unread_count(self, conversation_id: int) -> int:
         return self._view.unread_count(conversation_id)
 
-    # --- connection ---------------------------------------------------------------------
+    # --- what the connection reports (connection.Listener) ------------------------------
 
-    async def connect(self) -> None:
-        """Connect; returns once the first hello is answered (ParleyError if refused)."""
-        if self._runner is None:
-            self._opened = asyncio.get_running_loop().create_future()
-            self._set_status("connecting")
-            self._runner = asyncio.create_task(self._run(), name="parley-client")
-        assert self._opened is not None
-        await asyncio.shield(self._opened)
-
-    async def close(self) -> None:
-        """Close for good: pending requests fail with ``closed``; event streams end."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-        for task in list(self._background):
-            task.cancel()
-        self._fail_pending(ParleyError("closed", "the client was closed"))
-        self._view.clear_typing()
-        if self.status != "closed":
-            self._set_status("closed")
-        for queue in list(self._streams):
-            queue.put_nowait(None)
-
-    def _fail_pending(self, error: ParleyError) -> None:
-        for request in self._pending.values():
-            if not request.reply.done():
-                request.reply.set_exception(error)
-                request.reply.exception()  # retrieved: nobody may be awaiting it any more
-        self._pending.clear()
-        if self._opened is not None and not self._opened.done():
-            self._opened.set_exception(error)
-            self._opened.exception()
-
-    async def _token_value(self) -> str:
-        return self._token if isinstance(self._token, str) else await self._token()
-
-    async def _run(self) -> None:
-        attempt, refused_once = 0, False
-        while True:
-            code: int | None = None
-            reason = ""
-            try:
-                token = await self._token_value()
-                async with connect(self.url, open_timeout=self._request_timeout) as socket:
-                    reader = asyncio.create_task(self._read(socket))
-                    try:
-                        if await self._welcome(socket, token):
-                            attempt, refused_once = 0, False
-                        await reader
-                    finally:
-                        reader.cancel()
-                        self._socket = None
-                        self._view.clear_typing()
-                    if (received := socket.protocol.close_rcvd) is not None:
-                        code, reason = received.code, received.reason
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as error:
-                reason = str(error)
-            if code == _CLOSE_UNAUTHORIZED and callable(self._token) and not refused_once:
-                # A token function may have handed out a stale token: ask it once more, now.
-                refused_once = True
-                continue
-            if code == _CLOSE_UNAUTHORIZED:
-                self._fail_pending(ParleyError("unauthorized", reason or "token refused"))
-                self._set_status("closed", code=code, reason=reason)
-                return
-            base = min(self._max_delay, self._min_delay * 2**attempt)
-            delay = base / 2 + random.random() * base / 2  # jitter spreads a reconnecting herd
-            attempt += 1
-            self._set_status("reconnecting", code=code, reason=reason, delay=delay)
-            await asyncio.sleep(delay)
-
-    async def _welcome(self, socket: ClientConnection, token: str) -> bool:
-        """Hello, then resend what was in flight and sync; False if the hello failed."""
-        try:
-            hello = await self._request_on(socket, {"type": "hello", "token": token})
-        except ParleyError:
-            return False  # unauthorized: the server closes with 4401 and _run decides
-        self._apply_hello(hello)
-        self._socket = socket
-        self._set_status("open")
-        if self._opened is not None and not self._opened.done():
-            self._opened.set_result(None)
-        for frame_id, request in list(self._pending.items()):
-            if request.sent_on is not socket:
-                self._transmit(frame_id, request, socket)
-        self._spawn(self.sync())
-        return True
-
-    def _apply_hello(self, hello: Frame) -> None:
+    def on_hello(self, hello: Frame) -> None:
         self.user = hello["user"]
         self.limits = hello.get("limits", {})
         self._view.apply_total(hello["unread_total"], hello["unread_version"])
 
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        async def run() -> None:
-            with contextlib.suppress(ParleyError):
-                await work
+    def on_open(self) -> None:
+        self._connection.spawn(self.sync())
 
-        task = asyncio.create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def on_gone(self) -> None:
+        self._view.clear_typing()
 
-    async def _read(self, socket: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in socket:
-                if isinstance(raw, str):
-                    self._receive(json.loads(raw))
-        for request in list(self._pending.values()):
-            if request.frame["type"] == "hello" and request.sent_on is socket:
-                self._pending.pop(request.frame["id"], None)
-                if not request.reply.done():
-                    request.reply.set_exception(ParleyError("disconnected", "socket closed"))
+    def on_status(self, state: Status, code: int | None, reason: str, delay: float | None) -> None:
+        self._set_status(state, code=code, reason=reason, delay=delay)
 
-    # --- requests -----------------------------------------------------------------------
-
-    async def request(self, frame: Frame) -> Any:
-        """Send any request frame (an ``id`` is added) and return its reply's ``data``;
-        across a reconnect it is sent again. Raises ParleyError for an ``error`` reply."""
-        if self._runner is None:
-            raise ParleyError("closed", "connect() first, or the client was closed")
-        frame_id = str(next(self._ids))
-        request = _Request({**frame, "id": frame_id}, asyncio.get_running_loop().create_future())
-        self._pending[frame_id] = request
-        if self._socket is not None:
-            self._transmit(frame_id, request, self._socket)
-        return await request.reply
-
-    async def _request_on(self, socket: ClientConnection, frame: Frame) -> Any:
-        frame_id = str(next(self._ids))
-        request = _Request({**frame, "id": frame_id}, asyncio.get_running_loop().create_future())
-        self._pending[frame_id] = request
-        self._transmit(frame_id, request, socket)
-        return await request.reply
-
-    def _transmit(self, frame_id: str, request: _Request, socket: ClientConnection) -> None:
-        request.sent_on = socket
-        if request.watchdog is not None:
-            request.watchdog.cancel()
-
-        def unanswered() -> None:
-            # No reply in time: the connection is not working; the next one retries.
-            if self._pending.get(frame_id) is request and request.sent_on is socket:
-                self._spawn(socket.close(4000, "request timed out"))
-
-        request.watchdog = asyncio.get_running_loop().call_later(self._request_timeout, unanswered)
-        self._spawn(self._send_quietly(socket, json.dumps(request.frame)))
-
-    @staticmethod
-    async def _send_quietly(socket: ClientConnection, text: str) -> None:
-        # A send on a socket that just went is retried on the next one.
-        with contextlib.suppress(ConnectionClosed):
-            await socket.send(text)
-
-    def _receive(self, frame: Frame) -> None:
-        if self._on_frame is not None:
-            self._on_frame(frame)
-        kind = frame.get("type")
-        if kind in ("ok", "error"):
-            request = self._pending.pop(str(frame.get("id")), None)
-            if request is None or request.reply.done():
-                return
-            if request.watchdog is not None:
-                request.watchdog.cancel()
-            if kind == "ok":
-                request.reply.set_result(frame.get("data"))
-            else:
-                request.reply.set_exception(
-                    ParleyError(
-                        frame["code"],
-                        frame.get("message", ""),
-                        retryable=bool(frame.get("retryable")),
-                        retry_after_ms=frame.get("retry_after_ms"),
-                    )
-                )
-            return
-        self._event(frame)
-
-    def _event(self, frame: Frame) -> None:
+    def on_event(self, frame: Frame) -> None:
         view = self._view
         if frame["type"] == "message.new":
             message = frame["message"]
@@ -335,27 +170,19 @@ class ParleyClient:
             view.learn(frame["conversation"])
             self._emit(ConversationEvent(frame["conversation"]))
         elif frame["type"] == "token.expiring":
-            self._spawn(self._renew())
+            self._connection.spawn(self._connection.renew())
         elif frame["type"] == "resync":
-            self._spawn(self.sync())
-
-    async def _renew(self) -> None:
-        """A fresh token on the same socket; on failure the server closes with 4411 and the
-        reconnect asks the token function again."""
-        socket = self._socket
-        token = await self._token_value()
-        if socket is not None and socket is self._socket:
-            self._apply_hello(await self._request_on(socket, {"type": "hello", "token": token}))
+            self._connection.spawn(self.sync())
 
     def _accept(self, message: Frame) -> None:
         if self._view.accept(message):
-            self._spawn(self._announce(message["conversation_id"]))
+            self._connection.spawn(self._announce(message["conversation_id"]))
 
     async def _announce(self, conversation_id: int) -> None:
         self._emit(ConversationEvent(await self.get_conversation(conversation_id)))
 
     def _sync_soon(self, conversation_id: int) -> None:
-        self._spawn(self._sync([conversation_id]))
+        self._connection.spawn(self._sync([conversation_id]))
 
     async def sync(self) -> None:
         """Fetch what this client missed in every conversation it holds (run on reconnect)."""
@@ -449,12 +276,11 @@ class ParleyClient:
         """Say the user is typing; call it freely, it is sent at most once per interval."""
         interval = self.limits.get("typing_interval_ms", 2000) / 1000
         now = asyncio.get_running_loop().time()
-        socket = self._socket
-        if socket is None or now - self._typing_sent.get(conversation_id, -1e9) < interval:
+        if now - self._typing_sent.get(conversation_id, -1e9) < interval:
             return
-        self._typing_sent[conversation_id] = now
         frame = {"type": "typing", "conversation_id": conversation_id, "state": "start"}
-        await self._send_quietly(socket, json.dumps(frame))
+        if await self._connection.send_unanswered(frame):
+            self._typing_sent[conversation_id] = now
 
     async def inbox(
         self, cursor: str | None = None, limit: int = 20, archived: bool = False

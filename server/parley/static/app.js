@@ -1,23 +1,19 @@
-// The chat page: an inbox and a conversation on Parley's JavaScript SDK. Every piece of
-// user text reaches the DOM through textContent, never as HTML.
+// The chat page: log in, then an inbox and a conversation on Parley's JavaScript SDK. Every
+// piece of user text reaches the DOM through textContent, never as HTML.
 
 import { ParleyClient } from "/parley.js";
-import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
-
-const PAGE = 30; // messages per history page
-
-const state = {
-  /** @type {ParleyClient | null} */ client: null,
-  me: 0,
-  tab: "inbox",
-  /** @type {Map<number, any>} */ conversations: new Map(),
-  /** @type {any} */ open: null, // the conversation on screen
-  /** @type {Map<number, any>} */ messages: new Map(), // its messages by seq
-  oldestSeq: 0,
-  loadingOlder: false,
-  /** @type {Map<number, Set<number>>} */ typists: new Map(), // conversation -> who types
-  demo: /** @type {any} */ (null),
-};
+import {
+  closeConversation,
+  loadOlder,
+  markRead,
+  place,
+  renderSeen,
+  renderTyping,
+  scrollToEnd,
+} from "/static/conversation.js";
+import { el, byId, show } from "/static/dom.js";
+import { refreshInbox, remember, renderInbox, selectTab } from "/static/inbox.js";
+import { state } from "/static/state.js";
 
 async function start() {
   const marketplace = await fetch("/demo/marketplace").then((r) => (r.ok ? r.json() : null));
@@ -108,258 +104,6 @@ function logout() {
   showLogin();
 }
 
-// --- inbox ---------------------------------------------------------------------------
-
-async function refreshInbox() {
-  const client = state.client;
-  if (!client || state.tab === "listings") return;
-  const archived = state.tab === "archived";
-  const page = await client.inbox({ limit: 50, archived });
-  if (client !== state.client || (state.tab === "archived") !== archived) return;
-  state.conversations.clear();
-  for (const conversation of page.conversations) state.conversations.set(conversation.id, conversation);
-  renderInbox();
-}
-
-/** @param {any} conversation */
-function remember(conversation) {
-  const inThisTab = state.tab === (conversation.archived ? "archived" : "inbox");
-  const listed = conversation.last_seq > 0 && !conversation.deleted;
-  if (inThisTab && listed) state.conversations.set(conversation.id, conversation);
-  else state.conversations.delete(conversation.id);
-  if (state.open && state.open.id === conversation.id) {
-    state.open = conversation;
-    renderHead();
-    renderSeen();
-  }
-  renderInbox();
-}
-
-function renderInbox() {
-  const client = state.client;
-  if (!client || state.tab === "listings") return;
-  const items = [...state.conversations.values()].sort((a, b) =>
-    (b.last_message_at ?? "").localeCompare(a.last_message_at ?? ""),
-  );
-  byId("inbox").replaceChildren(
-    ...items.map((conversation) => {
-      const unread = client.unreadCount(conversation.id);
-      const item = el("li", { class: state.open?.id === conversation.id ? "active" : "" }, [
-        picture(conversation.product),
-        el("div", { class: "summary" }, [
-          el("div", { class: "line" }, [
-            el("span", { class: "title" }, [conversation.product.title]),
-            el("time", {}, [formatTime(conversation.last_message_at)]),
-          ]),
-          el("div", { class: "line" }, [
-            state.typists.get(conversation.id)?.size
-              ? el("span", { class: "preview typing-now" }, ["typing…"])
-              : el("span", { class: "preview" }, [
-                  `${author(conversation)}: ${preview(conversation)}`,
-                ]),
-            unread > 0 ? el("span", { class: "badge" }, [String(unread)]) : "",
-          ]),
-        ]),
-      ]);
-      item.dataset.conversationId = String(conversation.id);
-      item.addEventListener("click", () => openConversation(conversation));
-      return item;
-    }),
-  );
-  show(byId("inbox-empty"), items.length === 0);
-}
-
-/** @param {any} conversation */
-function author(conversation) {
-  if (conversation.last_message_sender_id === state.me) return "You";
-  if (conversation.last_message_sender_id == null) return "Notice";
-  return conversation.peer.display_name;
-}
-
-/** @param {any} conversation */
-function preview(conversation) {
-  if (conversation.last_message_type === "offer") return "made an offer";
-  if (conversation.last_message_type === "image") return "sent a photo";
-  return conversation.last_message_text ?? "";
-}
-
-/** @param {any} product */
-function picture(product) {
-  const url = product?.image_url ?? "";
-  const image = el("img", { class: "thumb", alt: "" });
-  if (url.startsWith("https://") || url.startsWith("/")) image.setAttribute("src", url);
-  return image;
-}
-
-function renderListings() {
-  const listings = state.demo?.products ?? [];
-  byId("listings").replaceChildren(
-    ...listings
-      .filter((/** @type {any} */ product) => product.seller_id !== state.me)
-      .map((/** @type {any} */ product) => {
-        const item = el("li", {}, [
-          picture(product),
-          el("div", { class: "summary" }, [
-            el("span", { class: "title" }, [product.title]),
-            el("span", { class: "preview" }, [formatMoney(product.price_cents, product.currency)]),
-          ]),
-          el("button", { type: "button" }, ["Message seller"]),
-        ]);
-        item.addEventListener("click", async () => {
-          const conversation = await state.client?.openConversation(product.id);
-          if (conversation) openConversation(conversation);
-        });
-        return item;
-      }),
-  );
-}
-
-/** @param {string} tab */
-function selectTab(tab) {
-  state.tab = tab;
-  for (const button of document.querySelectorAll("[data-tab]")) {
-    button.setAttribute("aria-selected", String(button.getAttribute("data-tab") === tab));
-  }
-  show(byId("inbox"), tab !== "listings");
-  show(byId("listings"), tab === "listings");
-  show(byId("inbox-empty"), false);
-  state.conversations.clear();
-  byId("inbox").replaceChildren(); // never show the other tab's rows while this one loads
-  if (tab === "listings") renderListings();
-  else refreshInbox();
-}
-
-// --- one conversation ------------------------------------------------------------------
-
-/** @param {any} conversation */
-async function openConversation(conversation) {
-  const client = state.client;
-  if (!client) return;
-  state.open = conversation;
-  state.messages.clear();
-  byId("messages").replaceChildren();
-  renderTyping();
-  renderHead();
-  show(byId("conversation"), true);
-  show(byId("placeholder"), false);
-  byId("chat").classList.add("open");
-  renderInbox();
-  const messages = await client.history(conversation.id, { limit: PAGE });
-  if (state.open?.id !== conversation.id) return;
-  state.oldestSeq = messages.length ? messages[0].seq : 0;
-  for (const message of messages) place(message);
-  scrollToEnd();
-  markRead();
-  byId("text").focus();
-}
-
-function closeConversation() {
-  state.open = null;
-  show(byId("conversation"), false);
-  show(byId("placeholder"), true);
-  byId("chat").classList.remove("open");
-  renderInbox();
-}
-
-function renderHead() {
-  const conversation = state.open;
-  if (!conversation) return;
-  byId("conversation-title").textContent = conversation.product.title;
-  byId("conversation-peer").textContent = `${conversation.peer.display_name} · ${formatMoney(
-    conversation.product.price_cents,
-    conversation.product.currency,
-  )}`;
-  const image = /** @type {HTMLImageElement} */ (byId("conversation-image"));
-  const url = conversation.product.image_url ?? "";
-  if (url.startsWith("https://") || url.startsWith("/")) image.src = url;
-  else image.removeAttribute("src");
-  byId("archive").textContent = conversation.archived ? "Unarchive" : "Archive";
-}
-
-/** Put a message in its place by seq; a message already shown is left as it is.
- * @param {any} message */
-function place(message) {
-  if (state.messages.has(message.seq)) return;
-  state.messages.set(message.seq, message);
-  const item = bubble(message);
-  const list = byId("messages");
-  const after = [...list.children].find(
-    (child) => Number(/** @type {HTMLElement} */ (child).dataset.seq) > message.seq,
-  );
-  list.insertBefore(item, after ?? null);
-  renderSeen();
-}
-
-/** @param {any} message */
-function bubble(message) {
-  const mine = message.sender_id === state.me;
-  const kind = message.message_type === "system" ? "system" : mine ? "mine" : "theirs";
-  let body;
-  if (message.message_type === "offer") {
-    body = el("div", { class: "offer" }, [
-      el("div", { class: "label" }, [mine ? "Your offer" : "Offer"]),
-      el("div", { class: "amount" }, [
-        formatMoney(message.metadata?.amount, message.metadata?.currency),
-      ]),
-      message.content ? el("div", {}, [message.content]) : "",
-    ]);
-  } else {
-    body = el("div", { class: "bubble" }, [message.content]);
-  }
-  const item = el("li", { class: `message ${kind}` }, [
-    body,
-    el("time", {}, [formatTime(message.created_at)]),
-  ]);
-  item.dataset.seq = String(message.seq);
-  return item;
-}
-
-/** "Seen" under my last message the other side has read. */
-function renderSeen() {
-  for (const seen of document.querySelectorAll("#messages .seen")) seen.remove();
-  const conversation = state.open;
-  if (!conversation) return;
-  const read = [...state.messages.values()]
-    .filter((m) => m.sender_id === state.me && m.seq <= conversation.peer_last_read_seq)
-    .sort((a, b) => b.seq - a.seq)[0];
-  if (!read) return;
-  const item = byId("messages").querySelector(`[data-seq="${read.seq}"]`);
-  item?.append(el("span", { class: "seen" }, ["Seen"]));
-}
-
-function scrollToEnd() {
-  const list = byId("messages");
-  list.scrollTop = list.scrollHeight;
-}
-
-async function loadOlder() {
-  const client = state.client;
-  const conversation = state.open;
-  if (!client || !conversation || state.loadingOlder || state.oldestSeq <= 1) return;
-  state.loadingOlder = true;
-  const list = byId("messages");
-  const fromBottom = list.scrollHeight - list.scrollTop;
-  try {
-    const older = await client.history(conversation.id, { beforeSeq: state.oldestSeq, limit: PAGE });
-    if (state.open?.id !== conversation.id) return;
-    state.oldestSeq = older.length ? older[0].seq : 0;
-    for (const message of older) place(message);
-    list.scrollTop = list.scrollHeight - fromBottom;
-  } finally {
-    state.loadingOlder = false;
-  }
-}
-
-function markRead() {
-  const conversation = state.open;
-  if (!conversation || !state.client || document.visibilityState !== "visible") return;
-  const last = Math.max(0, ...state.messages.keys());
-  if (last > (conversation.last_read_seq ?? 0) || state.client.unreadCount(conversation.id) > 0) {
-    conversation.last_read_seq = last;
-    state.client.markRead(conversation.id, last).catch((error) => console.warn(error));
-  }
-}
-
 // --- live events -----------------------------------------------------------------------
 
 /** @param {any} message */
@@ -413,11 +157,6 @@ function onTyping(typing) {
   renderInbox();
 }
 
-function renderTyping() {
-  const conversation = state.open;
-  const typing = conversation ? state.typists.get(conversation.id)?.size : 0;
-  byId("typing").textContent = typing ? `${conversation.peer.display_name} is typing…` : "";
-}
 
 // --- wiring ----------------------------------------------------------------------------
 

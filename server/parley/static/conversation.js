@@ -1,0 +1,142 @@
+// One conversation: bubbles in seq order, "Seen", older history on scrolling up.
+
+import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
+import { renderInbox } from "/static/inbox.js";
+import { state } from "/static/state.js";
+
+const PAGE = 30; // messages per history page
+
+/** @param {any} conversation */
+export async function openConversation(conversation) {
+  const client = state.client;
+  if (!client) return;
+  state.open = conversation;
+  state.messages.clear();
+  byId("messages").replaceChildren();
+  renderTyping();
+  renderHead();
+  show(byId("conversation"), true);
+  show(byId("placeholder"), false);
+  byId("chat").classList.add("open");
+  renderInbox();
+  const messages = await client.history(conversation.id, { limit: PAGE });
+  if (state.open?.id !== conversation.id) return;
+  state.oldestSeq = messages.length ? messages[0].seq : 0;
+  for (const message of messages) place(message);
+  scrollToEnd();
+  markRead();
+  byId("text").focus();
+}
+
+export function closeConversation() {
+  state.open = null;
+  show(byId("conversation"), false);
+  show(byId("placeholder"), true);
+  byId("chat").classList.remove("open");
+  renderInbox();
+}
+
+export function renderHead() {
+  const conversation = state.open;
+  if (!conversation) return;
+  byId("conversation-title").textContent = conversation.product.title;
+  byId("conversation-peer").textContent = `${conversation.peer.display_name} · ${formatMoney(
+    conversation.product.price_cents,
+    conversation.product.currency,
+  )}`;
+  const image = /** @type {HTMLImageElement} */ (byId("conversation-image"));
+  const url = conversation.product.image_url ?? "";
+  if (url.startsWith("https://") || url.startsWith("/")) image.src = url;
+  else image.removeAttribute("src");
+  byId("archive").textContent = conversation.archived ? "Unarchive" : "Archive";
+}
+
+/** Put a message in its place by seq; a message already shown is left as it is.
+ * @param {any} message */
+export function place(message) {
+  if (state.messages.has(message.seq)) return;
+  state.messages.set(message.seq, message);
+  const item = bubble(message);
+  const list = byId("messages");
+  const after = [...list.children].find(
+    (child) => Number(/** @type {HTMLElement} */ (child).dataset.seq) > message.seq,
+  );
+  list.insertBefore(item, after ?? null);
+  renderSeen();
+}
+
+/** @param {any} message */
+function bubble(message) {
+  const mine = message.sender_id === state.me;
+  const kind = message.message_type === "system" ? "system" : mine ? "mine" : "theirs";
+  let body;
+  if (message.message_type === "offer") {
+    body = el("div", { class: "offer" }, [
+      el("div", { class: "label" }, [mine ? "Your offer" : "Offer"]),
+      el("div", { class: "amount" }, [
+        formatMoney(message.metadata?.amount, message.metadata?.currency),
+      ]),
+      message.content ? el("div", {}, [message.content]) : "",
+    ]);
+  } else {
+    body = el("div", { class: "bubble" }, [message.content]);
+  }
+  const item = el("li", { class: `message ${kind}` }, [
+    body,
+    el("time", {}, [formatTime(message.created_at)]),
+  ]);
+  item.dataset.seq = String(message.seq);
+  return item;
+}
+
+/** "Seen" under my last message the other side has read. */
+export function renderSeen() {
+  for (const seen of document.querySelectorAll("#messages .seen")) seen.remove();
+  const conversation = state.open;
+  if (!conversation) return;
+  const read = [...state.messages.values()]
+    .filter((m) => m.sender_id === state.me && m.seq <= conversation.peer_last_read_seq)
+    .sort((a, b) => b.seq - a.seq)[0];
+  if (!read) return;
+  const item = byId("messages").querySelector(`[data-seq="${read.seq}"]`);
+  item?.append(el("span", { class: "seen" }, ["Seen"]));
+}
+
+export function scrollToEnd() {
+  const list = byId("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+export async function loadOlder() {
+  const client = state.client;
+  const conversation = state.open;
+  if (!client || !conversation || state.loadingOlder || state.oldestSeq <= 1) return;
+  state.loadingOlder = true;
+  const list = byId("messages");
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  try {
+    const older = await client.history(conversation.id, { beforeSeq: state.oldestSeq, limit: PAGE });
+    if (state.open?.id !== conversation.id) return;
+    state.oldestSeq = older.length ? older[0].seq : 0;
+    for (const message of older) place(message);
+    list.scrollTop = list.scrollHeight - fromBottom;
+  } finally {
+    state.loadingOlder = false;
+  }
+}
+
+export function markRead() {
+  const conversation = state.open;
+  if (!conversation || !state.client || document.visibilityState !== "visible") return;
+  const last = Math.max(0, ...state.messages.keys());
+  if (last > (conversation.last_read_seq ?? 0) || state.client.unreadCount(conversation.id) > 0) {
+    conversation.last_read_seq = last;
+    state.client.markRead(conversation.id, last).catch((error) => console.warn(error));
+  }
+}
+
+export function renderTyping() {
+  const conversation = state.open;
+  const typing = conversation ? state.typists.get(conversation.id)?.size : 0;
+  byId("typing").textContent = typing ? `${conversation.peer.display_name} is typing…` : "";
+}

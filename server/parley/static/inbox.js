@@ -1,0 +1,124 @@
+// The inbox (and the demo's listings): one row per conversation, newest first.
+
+import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
+import { openConversation, renderHead, renderSeen } from "/static/conversation.js";
+import { state } from "/static/state.js";
+
+export async function refreshInbox() {
+  const client = state.client;
+  if (!client || state.tab === "listings") return;
+  const archived = state.tab === "archived";
+  const page = await client.inbox({ limit: 50, archived });
+  if (client !== state.client || (state.tab === "archived") !== archived) return;
+  state.conversations.clear();
+  for (const conversation of page.conversations) state.conversations.set(conversation.id, conversation);
+  renderInbox();
+}
+
+/** @param {any} conversation */
+export function remember(conversation) {
+  const inThisTab = state.tab === (conversation.archived ? "archived" : "inbox");
+  const listed = conversation.last_seq > 0 && !conversation.deleted;
+  if (inThisTab && listed) state.conversations.set(conversation.id, conversation);
+  else state.conversations.delete(conversation.id);
+  if (state.open && state.open.id === conversation.id) {
+    state.open = conversation;
+    renderHead();
+    renderSeen();
+  }
+  renderInbox();
+}
+
+export function renderInbox() {
+  const client = state.client;
+  if (!client || state.tab === "listings") return;
+  const items = [...state.conversations.values()].sort((a, b) =>
+    (b.last_message_at ?? "").localeCompare(a.last_message_at ?? ""),
+  );
+  byId("inbox").replaceChildren(
+    ...items.map((conversation) => {
+      const unread = client.unreadCount(conversation.id);
+      const item = el("li", { class: state.open?.id === conversation.id ? "active" : "" }, [
+        picture(conversation.product),
+        el("div", { class: "summary" }, [
+          el("div", { class: "line" }, [
+            el("span", { class: "title" }, [conversation.product.title]),
+            el("time", {}, [formatTime(conversation.last_message_at)]),
+          ]),
+          el("div", { class: "line" }, [
+            state.typists.get(conversation.id)?.size
+              ? el("span", { class: "preview typing-now" }, ["typing…"])
+              : el("span", { class: "preview" }, [
+                  `${author(conversation)}: ${preview(conversation)}`,
+                ]),
+            unread > 0 ? el("span", { class: "badge" }, [String(unread)]) : "",
+          ]),
+        ]),
+      ]);
+      item.dataset.conversationId = String(conversation.id);
+      item.addEventListener("click", () => openConversation(conversation));
+      return item;
+    }),
+  );
+  show(byId("inbox-empty"), items.length === 0);
+}
+
+/** @param {any} conversation */
+function author(conversation) {
+  if (conversation.last_message_sender_id === state.me) return "You";
+  if (conversation.last_message_sender_id == null) return "Notice";
+  return conversation.peer.display_name;
+}
+
+/** @param {any} conversation */
+function preview(conversation) {
+  if (conversation.last_message_type === "offer") return "made an offer";
+  if (conversation.last_message_type === "image") return "sent a photo";
+  return conversation.last_message_text ?? "";
+}
+
+/** @param {any} product */
+export function picture(product) {
+  const url = product?.image_url ?? "";
+  const image = el("img", { class: "thumb", alt: "" });
+  if (url.startsWith("https://") || url.startsWith("/")) image.setAttribute("src", url);
+  return image;
+}
+
+function renderListings() {
+  const listings = state.demo?.products ?? [];
+  byId("listings").replaceChildren(
+    ...listings
+      .filter((/** @type {any} */ product) => product.seller_id !== state.me)
+      .map((/** @type {any} */ product) => {
+        const item = el("li", {}, [
+          picture(product),
+          el("div", { class: "summary" }, [
+            el("span", { class: "title" }, [product.title]),
+            el("span", { class: "preview" }, [formatMoney(product.price_cents, product.currency)]),
+          ]),
+          el("button", { type: "button" }, ["Message seller"]),
+        ]);
+        item.addEventListener("click", async () => {
+          const conversation = await state.client?.openConversation(product.id);
+          if (conversation) openConversation(conversation);
+        });
+        return item;
+      }),
+  );
+}
+
+/** @param {string} tab */
+export function selectTab(tab) {
+  state.tab = tab;
+  for (const button of document.querySelectorAll("[data-tab]")) {
+    button.setAttribute("aria-selected", String(button.getAttribute("data-tab") === tab));
+  }
+  show(byId("inbox"), tab !== "listings");
+  show(byId("listings"), tab === "listings");
+  show(byId("inbox-empty"), false);
+  state.conversations.clear();
+  byId("inbox").replaceChildren(); // never show the other tab's rows while this one loads
+  if (tab === "listings") renderListings();
+  else refreshInbox();
+}
