@@ -135,6 +135,17 @@ async def cast(world: World, roomy_gateway: Gateway) -> World:
     return world
 
 
+@pytest.fixture
+async def demo_gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gateway]:
+    """A demo-mode server, its seeded conversations all read: every badge starts at 0."""
+    settings = dataclasses.replace(gateway_settings(database_url), demo=True)
+    async with running_gateway(settings) as running:
+        for row in await pool.fetch("SELECT id, buyer_id, seller_id, last_seq FROM conversations"):
+            for user_id in (row["buyer_id"], row["seller_id"]):
+                await store.mark_read(pool, row["id"], user_id, row["last_seq"])
+        yield running
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """PARLEY_TEST_REDIS_URL when set, else a redis-server of our own for the session."""

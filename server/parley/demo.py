@@ -6,6 +6,7 @@ so it exists only when PARLEY_DEMO is set (``python3 dev.py run`` sets it).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import asyncpg
@@ -18,6 +19,7 @@ from parley.auth import issue_token
 from parley.models import MessageType
 
 TOKEN_TTL_SECONDS = 3600
+MAX_TOKEN_BODY_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,21 +137,26 @@ async def marketplace(request: Request) -> Response:
 
 async def token(request: Request) -> Response:
     """A token for a demo user: ``POST /demo/token {"user_id": 701}``."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TOKEN_BODY_BYTES:
+            return _refuse(413, "payload_too_large", "the body is a user id, nothing more")
     try:
-        body = await request.json()
-        user_id = body["user_id"]
+        user_id = json.loads(body)["user_id"]
     except (ValueError, KeyError, TypeError):
-        return JSONResponse(
-            {"code": "invalid_body", "message": 'send {"user_id": <a demo user id>}'},
-            status_code=400,
-        )
-    if user_id not in {user.id for user in USERS} or isinstance(user_id, bool):
-        return JSONResponse({"code": "not_found", "message": "not a demo user"}, status_code=404)
+        return _refuse(400, "invalid_body", 'send {"user_id": <a demo user id>}')
+    if type(user_id) is not int or user_id not in {user.id for user in USERS}:
+        return _refuse(404, "not_found", "not a demo user")
     settings = request.app.state.services.settings
     return JSONResponse(
         {"token": issue_token(settings, user_id, TOKEN_TTL_SECONDS), "user_id": user_id},
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _refuse(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
 def routes() -> list[BaseRoute]:

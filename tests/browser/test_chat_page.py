@@ -3,34 +3,17 @@ under the server's Content-Security-Policy, with no console errors."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
-import pytest
 from playwright.async_api import Browser, Page, expect
 
-from parley import store
 from tests.browser.conftest import ConsoleWatch
 from tests.clients import Gateway
-from tests.conftest import gateway_settings, running_gateway
 
 WAIT_MS = 10_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
-
-
-@pytest.fixture
-async def demo_gateway(database_url: str, pool: asyncpg.Pool) -> AsyncIterator[Gateway]:
-    """A demo-mode server, its seeded conversations all read: every badge starts at 0."""
-    settings = dataclasses.replace(gateway_settings(database_url), demo=True)
-    async with running_gateway(settings) as running:
-        for row in await pool.fetch("SELECT id, buyer_id, seller_id, last_seq FROM conversations"):
-            for user_id in (row["buyer_id"], row["seller_id"]):
-                await store.mark_read(pool, row["id"], user_id, row["last_seq"])
-        yield running
 
 
 async def log_in(browser: Browser, gateway: Gateway, name: str, console: ConsoleWatch) -> Page:
