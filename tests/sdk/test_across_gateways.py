@@ -1,0 +1,73 @@
+"""The seed's story told with the Python SDK over two gateway processes and Redis, with one
+gateway killed in the middle: every device ends where the database is."""
+
+from __future__ import annotations
+
+import signal
+
+from parley.auth import issue_token
+from parley.config import Settings
+from parley_client import ConversationEvent, MessageEvent, ParleyClient, ReadEvent
+from tests.conftest import JWT_SECRET
+from tests.sdk.test_python_sdk import Recorder
+from tests.test_scale_out import gateways
+from tests.world import World
+
+TIMEOUT = 30.0
+
+
+def token(user_id: int) -> str:
+    return issue_token(Settings(jwt_secret=JWT_SECRET), user_id)
+
+
+def contents(recorder: Recorder) -> list[str]:
+    return [event.message["content"] for event in recorder.of(MessageEvent)]
+
+
+async def test_buyer_and_seller_devices_on_two_gateways_survive_one_being_killed(
+    database_url: str, redis_url: str, channel_prefix: str, world: World
+) -> None:
+    async with gateways(2, database_url, redis_url, channel_prefix) as (first, second):
+        john = ParleyClient(first.ws_url, token(701), reconnect_delay=0.05)
+        mary_phone = ParleyClient(first.ws_url, token(702), reconnect_delay=0.05)
+        mary_laptop = ParleyClient(second.ws_url, token(702), reconnect_delay=0.05)
+        seen = {name: Recorder(c) for name, c in
+                (("john", john), ("phone", mary_phone), ("laptop", mary_laptop))}  # fmt: skip
+        async with john, mary_phone, mary_laptop:
+            conversation = await john.open_conversation(world.iphone.id)
+            await john.send(conversation["id"], "Is this still available?")
+
+            # Both of Mary's devices learn the new conversation, its message and the badge.
+            for recorder, client in ((seen["phone"], mary_phone), (seen["laptop"], mary_laptop)):
+                await recorder.until(lambda _: client.unread_total == 1, TIMEOUT)  # noqa: B023
+                await recorder.until(lambda _: bool(recorder.of(ConversationEvent)))  # noqa: B023
+                assert contents(recorder) == ["Is this still available?"]
+                learned = recorder.of(ConversationEvent)[0].conversation
+                assert learned["id"] == conversation["id"]
+
+            # Read on the laptop: the phone's badge clears, John sees the receipt.
+            await mary_laptop.mark_read(conversation["id"], 1)
+            await seen["phone"].until(lambda _: mary_phone.unread_total == 0, TIMEOUT)
+            await seen["john"].until(lambda _: bool(seen["john"].of(ReadEvent)), TIMEOUT)
+            assert seen["john"].of(ReadEvent)[0].up_to_seq == 1
+
+            # The first gateway dies; Mary writes from the laptop meanwhile; it comes back.
+            await first.signal_and_wait(signal.SIGKILL)
+            for n in (1, 2, 3):
+                await mary_laptop.send(conversation["id"], f"reply {n}")
+            await first.start()
+            await seen["john"].until(lambda _: len(contents(seen["john"])) == 4, TIMEOUT)
+            await seen["john"].until(lambda _: john.unread_total == 3, TIMEOUT)
+            await seen["phone"].until(lambda _: len(contents(seen["phone"])) == 4, TIMEOUT)
+
+        for recorder in seen.values():
+            recorder.stop()
+    expected = ["Is this still available?", "reply 1", "reply 2", "reply 3"]
+    assert contents(seen["john"]) == expected
+    assert contents(seen["phone"]) == expected
+    assert contents(seen["laptop"]) == expected
+    assert [event.message["seq"] for event in seen["john"].of(MessageEvent)] == [1, 2, 3, 4]
+    recount = await world.pool.fetchval(
+        "SELECT buyer_unread_count FROM conversations WHERE id = $1", conversation["id"]
+    )
+    assert recount == 3
