@@ -2,6 +2,7 @@
 
     python -m bench s1 --concurrency 8,32,128 --seconds 10
     python -m bench s2 --concurrency 32
+    python -m bench sdk --messages 2000 --rounds 5   # the Python SDK against a bare client
     python -m bench smoke            # a few seconds of everything, for the test suite
 
 Each run gets a fresh database on one Postgres (DATABASE_URL, or an embedded one kept in
@@ -29,7 +30,7 @@ from typing import Any, Final
 import asyncpg
 import uvloop
 
-from bench import loadgen
+from bench import loadgen, sdk
 from bench.world import (
     BUYER_BASE,
     PRODUCT_BASE,
@@ -681,6 +682,16 @@ def save(scenario: str, rows: Any, seconds: float) -> Path:
     return path
 
 
+async def sdk_receive(admin_dsn: str, messages: int, rounds: int) -> dict[str, Any]:
+    dsn = await fresh_database(admin_dsn, DATABASE)
+    [pair] = await seed(dsn, 1, 1)
+    async with parley(dsn) as process:
+        return await sdk.receive(
+            process.ws_url, _bench_token, pair.buyer, pair.seller, pair.conversations[0],
+            messages, rounds,
+        )  # fmt: skip
+
+
 async def main(args: argparse.Namespace) -> int:
     concurrency = [int(c) for c in args.concurrency.split(",")]
     scenario = args.scenario
@@ -704,6 +715,8 @@ async def main(args: argparse.Namespace) -> int:
                 result = await inbox_and_mark_read(admin_dsn)
             elif scenario == "peers":
                 result = await peers(admin_dsn, concurrency, args.seconds)
+            elif scenario == "sdk":
+                result = await sdk_receive(admin_dsn, args.messages, args.rounds)
             else:
                 [result] = await throughput(admin_dsn, [4], args.seconds, hot=False)
                 result["idle"] = await idle_connections(admin_dsn, 50)
@@ -720,7 +733,8 @@ async def main(args: argparse.Namespace) -> int:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "peers", "smoke", "charts"]
+        "scenario",
+        choices=["s1", "s2", "s3", "s4", "s5", "s6", "peers", "sdk", "smoke", "charts"],
     )
     parser.add_argument(
         "--concurrency",
@@ -729,6 +743,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=10_000, help="S4's idle sockets")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--messages", type=int, default=2_000, help="sdk: messages per burst")
+    parser.add_argument("--rounds", type=int, default=5, help="sdk: bursts per receiver")
     return parser.parse_args(argv)
 
 

@@ -20,7 +20,8 @@
 const DEFAULT_TYPING_INTERVAL_MS = 2000;
 const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
 const GAP_WAIT_MS = 1000; // how long an out-of-order seq may wait before a sync fetches it
-const SEND_RETRIES = 5; // retryable refusals (rate_limited, unavailable) of one send
+const SEND_RETRIES = 5;
+const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it // retryable refusals (rate_limited, unavailable) of one send
 
 /** An `error` reply, or the client closing with the request unanswered. */
 export class ParleyError extends Error {
@@ -104,6 +105,7 @@ export class ParleyClient {
     this._ready = null;
     this._attempt = 0;
     this._refusedOnce = false;
+    this._everOpen = false;
     this._closedByUser = true;
     /** @type {ReturnType<typeof setTimeout> | null} */
     this._reconnectTimer = null;
@@ -201,7 +203,10 @@ export class ParleyClient {
         for (const [id, request] of this._pending) {
           if (request.sentOn !== socket) this._transmit(id, request);
         }
+        const reconnected = this._everOpen;
+        this._everOpen = true;
         await this.sync();
+        if (reconnected) await this._discover();
       } catch (error) {
         // Unauthorized: the server closes with 4401 and onclose decides. Anything else (the
         // token function failed, the socket went) is a reconnect.
@@ -413,6 +418,19 @@ export class ParleyClient {
   /** Fetch what this device missed in every conversation it holds (also run on reconnect). */
   async sync() {
     await this._sync([...this._sequences.keys()]);
+  }
+
+  /** After a reconnect: conversations that began while this device was away. Their messages
+   * so far are history (read them with history()); what comes next is delivered. */
+  async _discover() {
+    const data = /** @type {any} */ (
+      await this._request({ type: "conversation.list", limit: DISCOVER_PAGE })
+    );
+    for (const conversation of data.conversations) {
+      if (this._sequences.has(conversation.id)) continue;
+      this._learn(conversation);
+      this._emit("conversation", conversation);
+    }
   }
 
   /** @param {number[]} ids */

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import asyncpg
 from playwright.async_api import Browser, Page, expect
 
+from parley import store
 from tests.browser.conftest import ConsoleWatch
 from tests.clients import Gateway
 
@@ -111,4 +113,37 @@ async def test_the_page_fits_a_phone(browser: Browser, demo_gateway: Gateway) ->
     await expect(conversation).to_be_visible()
     await page.locator(".inbox li", has_text="Road bike").click()
     await snap(page, "phone.png")
+    assert console.problems == []
+
+
+async def test_older_messages_load_on_scrolling_up_and_archiving_moves_the_row(
+    browser: Browser, demo_gateway: Gateway, pool: asyncpg.Pool
+) -> None:
+    conversation_id = await pool.fetchval("SELECT id FROM conversations WHERE product_id = 7010")
+    for n in range(70):
+        await store.send_message(
+            pool, conversation_id=conversation_id, sender_id=701, client_msg_id=f"old-{n}",
+            content=f"older {n}",
+        )  # fmt: skip
+    console = ConsoleWatch()
+    seller = await log_in(browser, demo_gateway, "Mary", console)
+    row = seller.locator("#inbox li", has_text="iPhone 13")
+    await row.click()
+    shown = seller.locator("#messages .message")
+    await expect(shown).to_have_count(30, timeout=WAIT_MS)  # one page
+    while await shown.count() < 73:
+        before = await shown.count()
+        await seller.locator("#messages").evaluate("list => { list.scrollTop = 0; }")
+        await expect(shown).not_to_have_count(before, timeout=WAIT_MS)
+    seqs = [int(s) for s in await shown.evaluate_all("items => items.map(i => i.dataset.seq)")]
+    assert seqs == list(range(1, 74))
+
+    await seller.get_by_role("button", name="Archive").click()
+    await expect(row).to_have_count(0, timeout=WAIT_MS)
+    await seller.get_by_role("tab", name="Archived").click()
+    archived = seller.locator("#inbox li", has_text="iPhone 13")
+    await expect(archived).to_be_visible(timeout=WAIT_MS)
+    await archived.click()
+    await seller.get_by_role("button", name="Unarchive").click()
+    await expect(archived).to_have_count(0, timeout=WAIT_MS)
     assert console.problems == []

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from playwright.async_api import Browser, Page
 
+from parley import store
 from parley.chat import Chat
 from tests.browser.conftest import ConsoleWatch
 from tests.clients import Gateway
@@ -30,8 +31,15 @@ class Harness:
         self.page = page
         self.gateway = gateway
         self.tokens: list[str] = []  # what the next calls of the token function return
+        self.calls = 0
+        self.hold_call: int | None = None  # that call waits until `release` is set
+        self.asked, self.release = asyncio.Event(), asyncio.Event()
 
     async def fresh_token(self) -> str:
+        self.calls += 1
+        if self.calls == self.hold_call:
+            self.asked.set()
+            await self.release.wait()
         return self.tokens.pop(0) if self.tokens else self.gateway.token(701)
 
     async def start(self) -> None:
@@ -162,3 +170,26 @@ async def test_typing_ends_by_itself_when_no_stop_comes(
     await harness.until("() => window.harness.log.typing.length === 2")
     log = await harness.call("() => window.harness.log.typing.map(t => t.typing)")
     assert log == [True, False]
+
+
+async def test_a_conversation_begun_while_away_is_announced_after_the_reconnect(
+    cast: World, roomy_gateway: Gateway, harness: Harness
+) -> None:
+    bike, _ = await store.upsert_product(cast.pool, 7020, 701, "Road bike", price_cents=32000)
+    harness.hold_call = 2
+    await harness.start()
+    announced = "(c) => window.harness.log.announced.push(c.id)"
+    await harness.call(f"() => {{ window.harness.log.announced = []; "
+                       f"window.harness.client.on('conversation', {announced}); }}")  # fmt: skip
+    async with roomy_gateway.connect(703) as eve:
+        roomy_gateway.cut(701)
+        await asyncio.wait_for(harness.asked.wait(), 15)
+        opened = await eve.ok("conversation.open", product_id=bike.id)
+        conversation_id = opened["conversation"]["id"]
+        await eve.ok("message.send", conversation_id=conversation_id, client_msg_id="e1",
+                     content="Is the bike still for sale?")  # fmt: skip
+        harness.release.set()
+        await harness.until("([c]) => window.harness.log.announced.includes(c)", conversation_id)
+        await eve.ok("message.send", conversation_id=conversation_id, client_msg_id="e2",
+                     content="I can pick it up today.")  # fmt: skip
+        await harness.until("([c]) => window.harness.seqs(c).join() === '2'", conversation_id)

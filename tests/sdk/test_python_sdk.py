@@ -13,8 +13,10 @@ from typing import Any
 import jwt
 import pytest
 
+from parley import store
 from parley.chat import Chat
 from parley_client import (
+    ConversationEvent,
     Event,
     MessageEvent,
     ParleyClient,
@@ -70,6 +72,10 @@ async def sdk(gateway: Gateway, token: Any) -> AsyncIterator[tuple[ParleyClient,
 
 def states(recorder: Recorder) -> list[str]:
     return [event.state for event in recorder.of(StatusEvent)]
+
+
+def announced(recorder: Recorder) -> set[int]:
+    return {event.conversation["id"] for event in recorder.of(ConversationEvent)}
 
 
 def delivered(recorder: Recorder, conversation_id: int) -> list[int]:
@@ -239,3 +245,36 @@ async def test_requests_after_close_fail_clearly(roomy_gateway: Gateway, world: 
     with pytest.raises(ParleyError) as refused:
         await client.inbox()
     assert refused.value.code == "closed"
+
+
+async def test_a_conversation_begun_while_away_is_announced_after_the_reconnect(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    bike, _ = await store.upsert_product(cast.pool, 7020, 701, "Road bike", price_cents=32000)
+    asked, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def token() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the reconnect waits here until Eve has written
+            asked.set()
+            await release.wait()
+        return roomy_gateway.token(701)
+
+    async with (
+        sdk(roomy_gateway, token) as (john, seen),
+        roomy_gateway.connect(703) as eve,
+    ):
+        roomy_gateway.cut(701)
+        await asyncio.wait_for(asked.wait(), TIMEOUT)
+        opened = await eve.ok("conversation.open", product_id=bike.id)
+        conversation_id = opened["conversation"]["id"]
+        await eve.ok("message.send", conversation_id=conversation_id, client_msg_id="e1",
+                     content="Is the bike still for sale?")  # fmt: skip
+        release.set()
+        await seen.until(lambda _: conversation_id in announced(seen))
+        await eve.ok("message.send", conversation_id=conversation_id, client_msg_id="e2",
+                     content="I can pick it up today.")  # fmt: skip
+        await seen.until(lambda _: delivered(seen, conversation_id) == [2])
+        assert john.unread_count(conversation_id) >= 1

@@ -23,6 +23,7 @@ from parley_client.view import View
 
 SYNC_BATCH = 100  # conversations per sync frame, the server's bound
 SEND_RETRIES = 5  # retryable refusals (rate_limited, unavailable) of one send
+DISCOVER_PAGE = 50  # inbox rows read after a reconnect for conversations new to the client
 
 
 def new_client_msg_id() -> str:
@@ -72,6 +73,7 @@ class ParleyClient:
         self._view = View(self._emit, self._sync_soon)
         self._streams: set[asyncio.Queue[Event | None]] = set()
         self._typing_sent: dict[int, float] = {}
+        self._ever_open = False
         self._connection = Connection(
             url,
             token,
@@ -144,7 +146,23 @@ class ParleyClient:
         self._view.apply_total(hello["unread_total"], hello["unread_version"])
 
     def on_open(self) -> None:
-        self._connection.spawn(self.sync())
+        reconnected, self._ever_open = self._ever_open, True
+        self._connection.spawn(self._catch_up(reconnected))
+
+    async def _catch_up(self, reconnected: bool) -> None:
+        await self.sync()
+        if reconnected:
+            await self._discover()
+
+    async def _discover(self) -> None:
+        """After a reconnect: conversations that began while this client was away. Their
+        messages so far are history (read them with history()); what comes next is
+        delivered."""
+        data = await self.request({"type": "conversation.list", "limit": DISCOVER_PAGE})
+        for conversation in data["conversations"]:
+            if not self._view.knows(conversation["id"]):
+                self._view.learn(conversation)
+                self._emit(ConversationEvent(conversation))
 
     def on_gone(self) -> None:
         self._view.clear_typing()
