@@ -18,10 +18,18 @@ from parley.events import Events
 from parley.gateway.endpoint import Gateway as ServerGateway
 from parley.hub import Hub
 from parley.protocol import WS_1012_SERVICE_RESTART
+from parley_client import (
+    ConversationEvent,
+    Event,
+    MessageEvent,
+    ParleyClient,
+    StatusEvent,
+)
 from tests.servers import RunningServer
 
 Frame = dict[str, Any]
 TIMEOUT = 5.0
+SDK_TIMEOUT = 15.0  # a reconnect and a sync fit in it
 
 
 class Client:
@@ -187,3 +195,75 @@ class Gateway:
         for session in self.gateway.sessions:
             if session.user_id == user_id:
                 session.push(json.dumps(frame))
+
+
+# --- the Python SDK, for tests that need no raw frames -------------------------------
+
+
+class Recorder:
+    """Every event a client hands the app, in order, with a way to await one."""
+
+    def __init__(self, client: ParleyClient) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Condition()
+        self._stream = client.events()
+        self._task = asyncio.create_task(self._record())
+
+    async def _record(self) -> None:
+        async for event in self._stream:
+            async with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    async def until(self, done: Callable[[list[Event]], bool], within: float = SDK_TIMEOUT) -> None:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: done(self.events))
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    def stop(self) -> None:
+        self._stream.close()
+        self._task.cancel()
+
+
+@contextlib.asynccontextmanager
+async def sdk(gateway: Gateway, token: Any) -> AsyncIterator[tuple[ParleyClient, Recorder]]:
+    client = ParleyClient(gateway.server.ws_url, token, reconnect_delay=0.05)
+    recorder = Recorder(client)
+    try:
+        async with client:
+            yield client, recorder
+    finally:
+        recorder.stop()
+
+
+def states(recorder: Recorder) -> list[str]:
+    return [event.state for event in recorder.of(StatusEvent)]
+
+
+def announced(recorder: Recorder) -> set[int]:
+    return {event.conversation["id"] for event in recorder.of(ConversationEvent)}
+
+
+def delivered(recorder: Recorder, conversation_id: int) -> list[int]:
+    return [
+        event.message["seq"]
+        for event in recorder.of(MessageEvent)
+        if event.message["conversation_id"] == conversation_id
+    ]
+
+
+async def send_burst(mary: Client, conversation_id: int, count: int) -> None:
+    """Pipeline ``count`` messages, then take every reply."""
+    for number in range(count):
+        frame = {
+            "type": "message.send",
+            "id": f"m{number}",
+            "conversation_id": conversation_id,
+            "client_msg_id": f"burst-{number}",
+            "content": f"message {number}",
+        }
+        await mary.send_raw(json.dumps(frame))
+    for number in range(count):
+        assert (await mary.reply(f"m{number}"))["type"] == "ok"

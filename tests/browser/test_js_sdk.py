@@ -17,9 +17,8 @@ from playwright.async_api import Browser, Page
 from parley import store
 from parley.chat import Chat
 from tests.browser.conftest import ConsoleWatch
-from tests.clients import Gateway
+from tests.clients import Gateway, send_burst
 from tests.conftest import JWT_SECRET
-from tests.sdk.test_python_sdk import send_burst
 from tests.world import World
 
 HARNESS = (Path(__file__).parent / "sdk_harness.js").read_text()

@@ -8,8 +8,9 @@ import signal
 from parley.auth import issue_token
 from parley.config import Settings
 from parley_client import ConversationEvent, MessageEvent, ParleyClient, ReadEvent
+from tests.clients import Recorder
 from tests.conftest import JWT_SECRET
-from tests.sdk.test_python_sdk import Recorder
+from tests.services import redis_server
 from tests.test_scale_out import gateways
 from tests.world import World
 
@@ -71,3 +72,31 @@ async def test_buyer_and_seller_devices_on_two_gateways_survive_one_being_killed
         "SELECT buyer_unread_count FROM conversations WHERE id = $1", conversation["id"]
     )
     assert recount == 3
+
+
+async def test_while_redis_is_down_the_sdk_catches_up_by_itself(
+    database_url: str, channel_prefix: str, world: World
+) -> None:
+    async with (
+        redis_server() as redis,
+        gateways(2, database_url, redis.url, channel_prefix) as (first, second),
+    ):
+        john = ParleyClient(first.ws_url, token(701), reconnect_delay=0.05)
+        mary = ParleyClient(second.ws_url, token(702), reconnect_delay=0.05)
+        seen = Recorder(mary)
+        async with john, mary:
+            conversation = await john.open_conversation(world.iphone.id)
+            await john.send(conversation["id"], "before")
+            await seen.until(lambda _: contents(seen) == ["before"], TIMEOUT)
+            await redis.stop()
+            for n in (1, 2, 3):
+                await john.send(conversation["id"], f"while Redis was down {n}")
+            await redis.start()
+            # The gateway tells Mary's socket to resync; the SDK does, by itself.
+            await seen.until(lambda _: len(contents(seen)) == 4, TIMEOUT)
+            await seen.until(lambda _: mary.unread_total == 4, TIMEOUT)
+            await john.send(conversation["id"], "after")
+            await seen.until(lambda _: len(contents(seen)) == 5, TIMEOUT)
+        seen.stop()
+    assert contents(seen) == ["before", *(f"while Redis was down {n}" for n in (1, 2, 3)), "after"]
+    assert [event.message["seq"] for event in seen.of(MessageEvent)] == [1, 2, 3, 4, 5]

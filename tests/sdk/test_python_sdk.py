@@ -4,10 +4,7 @@ replies, expiring tokens and out-of-order badges."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import jwt
@@ -16,89 +13,17 @@ import pytest
 from parley import store
 from parley.chat import Chat
 from parley_client import (
-    ConversationEvent,
-    Event,
-    MessageEvent,
     ParleyClient,
     ParleyError,
     StatusEvent,
     TypingEvent,
     UnreadEvent,
 )
-from tests.clients import Client, Gateway
+from tests.clients import Gateway, announced, delivered, sdk, send_burst, states
 from tests.conftest import JWT_SECRET
 from tests.world import World
 
 TIMEOUT = 15.0
-
-
-class Recorder:
-    """Every event a client hands the app, in order, with a way to await one."""
-
-    def __init__(self, client: ParleyClient) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Condition()
-        self._stream = client.events()
-        self._task = asyncio.create_task(self._record())
-
-    async def _record(self) -> None:
-        async for event in self._stream:
-            async with self._changed:
-                self.events.append(event)
-                self._changed.notify_all()
-
-    async def until(self, done: Callable[[list[Event]], bool], within: float = TIMEOUT) -> None:
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: done(self.events))
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [event for event in self.events if isinstance(event, kind)]
-
-    def stop(self) -> None:
-        self._stream.close()
-        self._task.cancel()
-
-
-@contextlib.asynccontextmanager
-async def sdk(gateway: Gateway, token: Any) -> AsyncIterator[tuple[ParleyClient, Recorder]]:
-    client = ParleyClient(gateway.server.ws_url, token, reconnect_delay=0.05)
-    recorder = Recorder(client)
-    try:
-        async with client:
-            yield client, recorder
-    finally:
-        recorder.stop()
-
-
-def states(recorder: Recorder) -> list[str]:
-    return [event.state for event in recorder.of(StatusEvent)]
-
-
-def announced(recorder: Recorder) -> set[int]:
-    return {event.conversation["id"] for event in recorder.of(ConversationEvent)}
-
-
-def delivered(recorder: Recorder, conversation_id: int) -> list[int]:
-    return [
-        event.message["seq"]
-        for event in recorder.of(MessageEvent)
-        if event.message["conversation_id"] == conversation_id
-    ]
-
-
-async def send_burst(mary: Client, conversation_id: int, count: int) -> None:
-    """Pipeline ``count`` messages, then take every reply."""
-    for number in range(count):
-        frame = {
-            "type": "message.send",
-            "id": f"m{number}",
-            "conversation_id": conversation_id,
-            "client_msg_id": f"burst-{number}",
-            "content": f"message {number}",
-        }
-        await mary.send_raw(json.dumps(frame))
-    for number in range(count):
-        assert (await mary.reply(f"m{number}"))["type"] == "ok"
 
 
 async def test_a_socket_cut_mid_stream_loses_and_repeats_nothing(
