@@ -128,7 +128,8 @@ async def test_live_state_migration_carries_existing_data_over_exactly(
             UPDATE conversations SET seller_last_read_seq = 3 WHERE id = 1;
             """
         )
-        assert await migrate(empty_database) == ["004_live_state.sql"]
+        shutil.copy(sql_dir() / "004_live_state.sql", before / "004_live_state.sql")
+        assert await migrate(empty_database, before) == ["004_live_state.sql"]
         badges = {
             r["user_id"]: (r["total"], r["version"])
             for r in await conn.fetch("SELECT * FROM badges")
@@ -140,6 +141,7 @@ async def test_live_state_migration_carries_existing_data_over_exactly(
         assert cleared is True, "below the watermark, read like the rest"
     finally:
         await conn.close()
+    await migrate(empty_database)  # the migrations after 004, which the recount reads
     pool = await create_pool(empty_database, min_size=1, max_size=2)
     try:
         assert await store.recount_counters(pool) == []

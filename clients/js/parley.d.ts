@@ -32,6 +32,10 @@ export interface Message {
   is_read: boolean;
   read_at: string | null;
   created_at: string;
+  /** Set once its sender edited it. */
+  edited_at: string | null;
+  /** Set once its sender took it back: content is then "" and metadata {}. */
+  unsent_at: string | null;
 }
 
 export interface Conversation {
@@ -100,6 +104,8 @@ export interface StatusEvent {
 
 export interface ParleyEvents {
   message: Message;
+  /** A message edited or unsent (by anyone, this client included): replace it by id. */
+  updated: Message;
   read: ReadReceipt;
   typing: TypingEvent;
   unread: UnreadEvent;
@@ -157,6 +163,8 @@ export declare class ParleyClient {
   openConversation(productId: number): Promise<Conversation>;
   getConversation(conversationId: number): Promise<Conversation>;
   send(conversationId: number, content: string, options?: SendOptions): Promise<Message>;
+  edit(messageId: number, content: string): Promise<Message>;
+  unsend(messageId: number): Promise<Message>;
   history(conversationId: number, options?: { beforeSeq?: number; limit?: number }): Promise<Message[]>;
   markRead(conversationId: number, upToSeq: number): Promise<MarkReadResult>;
   typing(conversationId: number): void;

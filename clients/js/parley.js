@@ -9,7 +9,8 @@
 //   is stored once and resolves once);
 // - applies unread badges by version, never going back to an older value;
 // - ends typing indicators by themselves;
-// - renews the token on the same socket when the server says it is expiring.
+// - renews the token on the same socket when the server says it is expiring;
+// - hands edits and unsends, the app's own included, to "updated" handlers.
 
 /** @typedef {import("./parley").Message} Message */
 /** @typedef {import("./parley").Conversation} Conversation */
@@ -337,6 +338,9 @@ export class ParleyClient {
         this._stopTyping(frame.message.conversation_id, frame.message.sender_id);
         this._accept(frame.message);
         break;
+      case "message.updated":
+        this._emit("updated", frame.message);
+        break;
       case "message.read":
         this._applyRead(frame);
         break;
@@ -584,6 +588,30 @@ export class ParleyClient {
         await delay(error.retryAfterMs ?? this._minDelayMs * 2 ** attempt);
       }
     }
+  }
+
+  /**
+   * Replace the text of one's own text message (within the server's edit window).
+   * @param {number} messageId @param {string} content @returns {Promise<Message>}
+   */
+  async edit(messageId, content) {
+    const data = /** @type {any} */ (
+      await this._request({ type: "message.edit", message_id: messageId, content })
+    );
+    this._emit("updated", data.message);
+    return data.message;
+  }
+
+  /**
+   * Take back one's own message: both sides see it unsent.
+   * @param {number} messageId @returns {Promise<Message>}
+   */
+  async unsend(messageId) {
+    const data = /** @type {any} */ (
+      await this._request({ type: "message.unsend", message_id: messageId })
+    );
+    this._emit("updated", data.message);
+    return data.message;
   }
 
   /**

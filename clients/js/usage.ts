@@ -17,6 +17,10 @@ export async function example(): Promise<Message[]> {
   } catch (error) {
     if (error instanceof ParleyError && error.code === "rate_limited") console.log(error.retryAfterMs);
   }
+  client.on("updated", (message) => console.log(message.id, message.unsent_at));
+  const sent = await client.send(conversation.id, "Is it still available?");
+  await client.edit(sent.id, "Is this still available?");
+  await client.unsend(sent.id);
   const receipt = await client.markRead(conversation.id, conversation.last_seq);
   console.log(receipt.unread_count);
   client.typing(conversation.id);

@@ -9,18 +9,17 @@ ParleyError subclasses only; a database that cannot be reached is ``Unavailable`
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import asyncpg
 
 from parley import metrics, store
 from parley.batching import Batcher
+from parley.changes import MessageChanges
 from parley.config import Limits
-from parley.db import DATABASE_DOWN
-from parley.errors import NotFound, ParleyError, Unavailable
+from parley.errors import NotFound, ParleyError
 from parley.events import Events
 from parley.models import (
     CatchUp,
@@ -35,31 +34,13 @@ from parley.models import (
 )
 from parley.store import SendRequest
 from parley.typing_tracker import TypingTracker
+from parley.usecase import after_commit, use_case
 from parley.validation import SYNC_PAGE
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 # Participants never change, so the cache below never goes stale; it is only bounded.
 _MAX_CACHED_PARTIES = 100_000
-
-
-def _use_case(
-    method: Callable[Concatenate[Chat, P], Awaitable[T]],
-) -> Callable[Concatenate[Chat, P], Awaitable[T]]:
-    """A database that cannot be reached becomes Unavailable: retryable, nothing acked."""
-
-    @functools.wraps(method)
-    async def call(chat: Chat, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(chat, *args, **kwargs)
-        except DATABASE_DOWN as error:
-            log.warning("database unavailable: %r", error)
-            raise Unavailable("the database is unavailable; retry") from error
-
-    return call
 
 
 class Chat:
@@ -82,6 +63,7 @@ class Chat:
             self._write_sends, self._sends_committed, send_batch_max, send_batch_in_flight
         )
         self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
+        self.changes = MessageChanges(pool, events, limits)
 
     async def idle(self) -> None:
         """Wait until the events of everything committed so far are with the broker."""
@@ -90,19 +72,19 @@ class Chat:
 
     # --- a user's requests ---------------------------------------------------------------
 
-    @_use_case
+    @use_case
     async def connect(self, user_id: int) -> tuple[User, int, int]:
         """A device says hello: the user (created on first sight), their unread total and
         its badge version."""
         return await store.ensure_user(self.pool, user_id)
 
-    @_use_case
+    @use_case
     async def open(self, user_id: int, product_id: int) -> tuple[Conversation, bool]:
         """Get or create the user's conversation about a product; True if created now."""
         conversation, created = await store.open_conversation(self.pool, user_id, product_id)
         return self._seen(conversation), created
 
-    @_use_case
+    @use_case
     async def inbox(
         self, user_id: int, cursor: str | None, limit: int, archived: bool
     ) -> InboxPage:
@@ -111,11 +93,11 @@ class Chat:
             self._seen(conversation)
         return page
 
-    @_use_case
+    @use_case
     async def get(self, user_id: int, conversation_id: int) -> Conversation:
         return self._seen(await store.get_conversation(self.pool, conversation_id, user_id))
 
-    @_use_case
+    @use_case
     async def send(
         self,
         user_id: int,
@@ -147,13 +129,13 @@ class Chat:
         self._remember(conversation_id, (user_id, message.recipient_id))
         return result
 
-    @_use_case
+    @use_case
     async def history(
         self, user_id: int, conversation_id: int, before_seq: int | None, limit: int
     ) -> list[Message]:
         return await store.history(self.pool, conversation_id, user_id, before_seq, limit)
 
-    @_use_case
+    @use_case
     async def read(
         self, user_id: int, conversation_id: int, up_to_seq: int, connection_id: str = ""
     ) -> ReadReceipt:
@@ -162,7 +144,7 @@ class Chat:
         watermark did not move."""
         receipt = await store.mark_read(self.pool, conversation_id, user_id, up_to_seq)
         if receipt.advanced:
-            await self._after_commit(self._read_committed(receipt, connection_id))
+            await after_commit(self._read_committed(receipt, connection_id))
         return receipt
 
     async def _read_committed(self, receipt: ReadReceipt, connection_id: str) -> None:
@@ -170,36 +152,36 @@ class Chat:
         await self.events.message_read(receipt, peer, skip=connection_id)
         await self._push_badge(receipt.reader_id, receipt.conversation_id)
 
-    @_use_case
+    @use_case
     async def delete(
         self, user_id: int, conversation_id: int, connection_id: str = ""
     ) -> Conversation:
         """Hide the conversation for the user only; their other devices follow."""
         conversation = await store.delete_for(self.pool, user_id, conversation_id)
-        await self._after_commit(self._deleted(conversation, connection_id))
+        await after_commit(self._deleted(conversation, connection_id))
         return self._seen(conversation)
 
     async def _deleted(self, conversation: Conversation, connection_id: str) -> None:
         await self.events.conversation_updated(conversation, skip=connection_id)
         await self._push_badge(conversation.viewer_id, conversation.id)
 
-    @_use_case
+    @use_case
     async def archive(
         self, user_id: int, conversation_id: int, connection_id: str = ""
     ) -> Conversation:
         conversation = await store.archive(self.pool, user_id, conversation_id)
-        await self._after_commit(self.events.conversation_updated(conversation, connection_id))
+        await after_commit(self.events.conversation_updated(conversation, connection_id))
         return self._seen(conversation)
 
-    @_use_case
+    @use_case
     async def unarchive(
         self, user_id: int, conversation_id: int, connection_id: str = ""
     ) -> Conversation:
         conversation = await store.unarchive(self.pool, user_id, conversation_id)
-        await self._after_commit(self.events.conversation_updated(conversation, connection_id))
+        await after_commit(self.events.conversation_updated(conversation, connection_id))
         return self._seen(conversation)
 
-    @_use_case
+    @use_case
     async def typing(
         self,
         user_id: int,
@@ -218,7 +200,7 @@ class Chat:
         """A socket closed: what it was typing stops."""
         self.typing_tracker.disconnected(user_id, connection_id)
 
-    @_use_case
+    @use_case
     async def sync(self, user_id: int, last_seqs: Mapping[int, int]) -> SyncResult:
         """Catch up after a reconnect: for each conversation, its state and up to SYNC_PAGE
         messages after the seq the device has; conversations not the user's are not_found.
@@ -249,11 +231,11 @@ class Chat:
 
     # --- the marketplace's requests (internal API) -----------------------------------------
 
-    @_use_case
+    @use_case
     async def update_user(self, user_id: int, display_name: str, avatar_url: str | None) -> User:
         return await store.upsert_user(self.pool, user_id, display_name, avatar_url)
 
-    @_use_case
+    @use_case
     async def update_product(
         self,
         product_id: int,
@@ -277,7 +259,7 @@ class Chat:
             image_url=image_url,
             status=status,
         )
-        await self._after_commit(self._status_changed(changed))
+        await after_commit(self._status_changed(changed))
         return product, changed
 
     async def _status_changed(self, conversation_ids: list[int]) -> None:
@@ -286,7 +268,7 @@ class Chat:
                 view = await store.get_conversation(self.pool, conversation_id, user_id)
                 await self.events.conversation_updated(view)
 
-    @_use_case
+    @use_case
     async def post_system_message(
         self,
         conversation_id: int,
@@ -307,7 +289,7 @@ class Chat:
             metadata=metadata,
             limits=self.limits,
         )
-        await self._after_commit(self._system_message_committed(sent.message))
+        await after_commit(self._system_message_committed(sent.message))
         return sent
 
     async def _system_message_committed(self, message: Message) -> None:
@@ -348,14 +330,6 @@ class Chat:
 
     async def _push_badge(self, user_id: int, conversation_id: int) -> None:
         await self.events.unread(await store.badges(self.pool, [(user_id, conversation_id)]))
-
-    async def _after_commit(self, notification: Awaitable[None]) -> None:
-        # The change is committed and will be answered as such: failing to tell the devices
-        # must not turn it into an error. They catch up with sync.
-        try:
-            await notification
-        except Exception:
-            log.exception("could not publish the events of a committed change")
 
     # --- who is in a conversation ----------------------------------------------------------
 

@@ -32,6 +32,7 @@ class Limits:
     hello_timeout_seconds: float = 5.0
     header_timeout_seconds: float = 5.0
     max_body_bytes: int = 65536
+    edit_window_seconds: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,25 @@ class OwnProduct(Forbidden):
     code = "own_product"
 
 
+class NotYours(Forbidden):
+    """Only a message's sender may edit or unsend it."""
+
+    code = "not_your_message"
+
+
+class EditWindowClosed(ParleyError):
+    """The message is older than the edit window (PARLEY_EDIT_WINDOW_SECONDS)."""
+
+    code = "edit_window_closed"
+
+
+class NotEditable(ParleyError):
+    """The message cannot change that way: only text is edited, a marketplace notice never
+    changes, and an unsent message is gone for good."""
+
+    code = "not_editable"
+
+
 class ProductUnavailable(ParleyError):
     """The product is sold or deleted, so no new conversation can start about it."""
 

@@ -75,6 +75,13 @@ class Events:
         """message.new of a marketplace notice, to the sides it shows for."""
         await self.publish(user_ids, protocol.MessageNew(message=message))
 
+    async def message_updated(self, message: Message, skip: str = "") -> None:
+        """An edited or unsent message, to every socket of both participants but ``skip``."""
+        assert message.sender_id is not None, "users' messages only"
+        assert message.recipient_id is not None, "users' messages only"
+        parties = (message.sender_id, message.recipient_id)
+        await self.publish(parties, protocol.MessageUpdated(message=message), skip)
+
     async def unread(self, badges: Iterable[Badge]) -> None:
         """Each user's badge after their counters changed: this conversation's count, the
         total, and the version they were both true at."""

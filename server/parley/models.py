@@ -43,6 +43,9 @@ class Message(msgspec.Struct, frozen=True):
     is_read: bool
     read_at: datetime | None
     created_at: datetime
+    # Set once the sender edits or unsends it (an unsent message has no content any more).
+    edited_at: datetime | None = None
+    unsent_at: datetime | None = None
 
 
 class Conversation(msgspec.Struct, frozen=True):

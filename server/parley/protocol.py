@@ -108,6 +108,15 @@ class ConversationUnarchive(Request, tag="conversation.unarchive", frozen=True):
     conversation_id: Id
 
 
+class MessageEdit(Request, tag="message.edit", frozen=True):
+    message_id: Id
+    content: str
+
+
+class MessageUnsend(Request, tag="message.unsend", frozen=True):
+    message_id: Id
+
+
 class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
     """A typing indicator. Its id is optional: without one, no reply is sent."""
 
@@ -133,6 +142,8 @@ ClientFrame = (
     | ConversationUnarchive
     | Typing
     | Sync
+    | MessageEdit
+    | MessageUnsend
 )
 CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
     str(cls.__struct_config__.tag): cls
@@ -149,6 +160,8 @@ CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
         ConversationUnarchive,
         Typing,
         Sync,
+        MessageEdit,
+        MessageUnsend,
     )
 }
 
@@ -219,6 +232,10 @@ class MessageNew(msgspec.Struct, tag="message.new", tag_field="type", frozen=Tru
     message: Message
 
 
+class MessageUpdated(msgspec.Struct, tag="message.updated", tag_field="type", frozen=True):
+    message: Message
+
+
 class MessageRead(msgspec.Struct, tag="message.read", tag_field="type", frozen=True):
     conversation_id: int
     reader_id: int
@@ -266,12 +283,20 @@ class HelloData(msgspec.Struct, frozen=True):
 
 
 ServerEvent = (
-    MessageNew | MessageRead | TypingEvent | Unread | ConversationUpdated | Resync | TokenExpiring
+    MessageNew
+    | MessageUpdated
+    | MessageRead
+    | TypingEvent
+    | Unread
+    | ConversationUpdated
+    | Resync
+    | TokenExpiring
 )
 SERVER_EVENT_TYPES: Final[tuple[str, ...]] = tuple(
     str(cls.__struct_config__.tag)
     for cls in (
         MessageNew,
+        MessageUpdated,
         MessageRead,
         TypingEvent,
         Unread,

@@ -147,3 +147,36 @@ async def test_older_messages_load_on_scrolling_up_and_archiving_moves_the_row(
     await seller.get_by_role("button", name="Unarchive").click()
     await expect(archived).to_have_count(0, timeout=WAIT_MS)
     assert console.problems == []
+
+
+async def test_a_message_edited_then_unsent_from_the_page_changes_on_both_sides(
+    browser: Browser, demo_gateway: Gateway
+) -> None:
+    console = ConsoleWatch()
+    buyer = await log_in(browser, demo_gateway, "John", console)
+    seller = await log_in(browser, demo_gateway, "Mary", console)
+    await buyer.locator("#inbox li", has_text="iPhone 13").click()
+    await buyer.locator("#text").fill("Is it stil available?")
+    await buyer.locator("#text").press("Enter")
+    row = seller.locator("#inbox li", has_text="iPhone 13")
+    await expect(row.locator(".badge")).to_have_text("1", timeout=WAIT_MS)
+
+    mine = buyer.locator("#messages .message.mine").last
+    await mine.get_by_role("button", name="Edit").click()
+    await expect(buyer.locator("#text")).to_have_value("Is it stil available?")
+    await buyer.locator("#text").fill("Is it still available?")
+    await buyer.locator("#text").press("Enter")
+    await expect(mine.locator(".edited")).to_have_text("edited", timeout=WAIT_MS)
+    await expect(row.locator(".preview")).to_have_text(
+        "John: Is it still available?", timeout=WAIT_MS
+    )
+
+    await row.click()
+    theirs = seller.locator("#messages .message.theirs").last
+    await expect(theirs.locator(".bubble")).to_have_text("Is it still available?")
+    await buyer.locator("#messages .message.mine").last.get_by_role("button", name="Unsend").click()
+    await expect(theirs.locator(".bubble")).to_have_text("Message unsent", timeout=WAIT_MS)
+    await expect(buyer.locator("#messages .message.mine").last.locator(".bubble")).to_have_text(
+        "You unsent a message", timeout=WAIT_MS
+    )
+    assert console.problems == []

@@ -13,6 +13,7 @@ import pytest
 from parley import store
 from parley.chat import Chat
 from parley_client import (
+    MessageUpdatedEvent,
     ParleyClient,
     ParleyError,
     StatusEvent,
@@ -203,3 +204,29 @@ async def test_a_conversation_begun_while_away_is_announced_after_the_reconnect(
                      content="I can pick it up today.")  # fmt: skip
         await seen.until(lambda _: delivered(seen, conversation_id) == [2])
         assert john.unread_count(conversation_id) >= 1
+
+
+async def test_edits_and_unsends_reach_both_sides_as_updated_messages(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    async with (
+        sdk(roomy_gateway, roomy_gateway.token(701)) as (john, johns),
+        sdk(roomy_gateway, roomy_gateway.token(702)) as (mary, marys),
+    ):
+        conversation = await john.open_conversation(cast.iphone.id)
+        sent = await john.send(conversation["id"], "Is this still avialable?")
+        await marys.until(lambda _: len(delivered(marys, conversation["id"])) == 1)
+        edited = await john.edit(sent["id"], "Is this still available?")
+        await marys.until(lambda _: bool(marys.of(MessageUpdatedEvent)))
+        assert marys.of(MessageUpdatedEvent)[0].message == edited
+        unsent = await john.unsend(sent["id"])
+        await marys.until(lambda _: len(marys.of(MessageUpdatedEvent)) == 2)
+        await marys.until(lambda _: mary.unread_total == 0)
+        assert marys.of(MessageUpdatedEvent)[1].message == unsent
+        assert [e.message["content"] for e in johns.of(MessageUpdatedEvent)] == [
+            "Is this still available?",
+            "",
+        ]
+        with pytest.raises(ParleyError) as refused:
+            await mary.edit(sent["id"], "mine")
+        assert refused.value.code == "not_your_message"

@@ -15,6 +15,7 @@ from parley_client.events import (
     ConversationEvent,
     Event,
     Frame,
+    MessageUpdatedEvent,
     ParleyError,
     Status,
     StatusEvent,
@@ -177,6 +178,8 @@ class ParleyClient:
             if message.get("sender_id") is not None:
                 view.stop_typing(message["conversation_id"], message["sender_id"])
             self._accept(message)
+        elif frame["type"] == "message.updated":
+            self._emit(MessageUpdatedEvent(frame["message"]))
         elif frame["type"] == "message.read":
             view.apply_read(frame)
         elif frame["type"] == "typing":
@@ -267,6 +270,19 @@ class ParleyClient:
             self._accept(data["message"])
             return dict(data["message"])
         raise AssertionError("not reached")
+
+    async def edit(self, message_id: int, content: str) -> Frame:
+        """Replace the text of one's own text message (within the server's edit window)."""
+        data = await self.request({"type": "message.edit", "message_id": message_id,
+                                   "content": content})  # fmt: skip
+        self._emit(MessageUpdatedEvent(data["message"]))
+        return dict(data["message"])
+
+    async def unsend(self, message_id: int) -> Frame:
+        """Take back one's own message: both sides see it unsent."""
+        data = await self.request({"type": "message.unsend", "message_id": message_id})
+        self._emit(MessageUpdatedEvent(data["message"]))
+        return dict(data["message"])
 
     async def history(
         self, conversation_id: int, before_seq: int | None = None, limit: int = 50

@@ -37,6 +37,13 @@ class MessageEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageUpdatedEvent:
+    """A message edited or unsent (by anyone, this client included): replace it by id."""
+
+    message: Frame
+
+
+@dataclass(frozen=True, slots=True)
 class ReadEvent:
     """``reader_id`` has read ``conversation_id`` up to ``up_to_seq`` (never moves back)."""
 
@@ -84,4 +91,12 @@ class StatusEvent:
     delay: float | None = None
 
 
-Event = MessageEvent | ReadEvent | TypingEvent | UnreadEvent | ConversationEvent | StatusEvent
+Event = (
+    MessageEvent
+    | MessageUpdatedEvent
+    | ReadEvent
+    | TypingEvent
+    | UnreadEvent
+    | ConversationEvent
+    | StatusEvent
+)

@@ -90,6 +90,24 @@ async def _send(caller: Caller, frame: protocol.MessageSend) -> object:
     )
 
 
+@_handles(protocol.MessageEdit)
+async def _edit(caller: Caller, frame: protocol.MessageEdit) -> object:
+    caller.message_rate.spend("messages")
+    message = await caller.chat.changes.edit(
+        caller.user_id, frame.message_id, frame.content, caller.connection_id
+    )
+    return {"message": message}
+
+
+@_handles(protocol.MessageUnsend)
+async def _unsend(caller: Caller, frame: protocol.MessageUnsend) -> object:
+    caller.message_rate.spend("messages")
+    message = await caller.chat.changes.unsend(
+        caller.user_id, frame.message_id, caller.connection_id
+    )
+    return {"message": message}
+
+
 @_handles(protocol.MessageHistory)
 async def _history(caller: Caller, frame: protocol.MessageHistory) -> object:
     messages = await caller.chat.history(

@@ -86,4 +86,5 @@ class Gateway:
             "connections_per_user": limits.connections_per_user,
             "typing_interval_ms": round(limits.typing_interval_seconds * 1000),
             "typing_expiry_ms": round(limits.typing_expiry_seconds * 1000),
+            "edit_window_ms": round(limits.edit_window_seconds * 1000),
         }

@@ -9,7 +9,9 @@ import {
   place,
   renderSeen,
   renderTyping,
+  replace,
   scrollToEnd,
+  stopEditing,
 } from "/static/conversation.js";
 import { el, byId, show } from "/static/dom.js";
 import { refreshInbox, remember, renderInbox, selectTab } from "/static/inbox.js";
@@ -70,6 +72,7 @@ async function login(who) {
     if (status === "closed" && state.client === client) logout();
   });
   client.on("message", onMessage);
+  client.on("updated", onUpdated);
   client.on("conversation", (conversation) => remember(conversation));
   client.on("unread", (badge) => {
     document.title = client.unread.total > 0 ? `(${client.unread.total}) Parley` : "Parley";
@@ -131,6 +134,15 @@ function isAtEnd() {
   return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
 }
 
+/** An edit or unsend: the bubble changes, and the inbox row's preview may too.
+ * @param {any} message */
+function onUpdated(message) {
+  replace(message);
+  if (state.conversations.has(message.conversation_id)) {
+    state.client?.getConversation(message.conversation_id).then(remember, () => {});
+  }
+}
+
 /** @param {any} receipt */
 function onRead(receipt) {
   const conversation = state.conversations.get(receipt.conversation_id) ?? state.open;
@@ -166,9 +178,12 @@ byId("composer").addEventListener("submit", async (event) => {
   const content = input.value;
   const conversation = state.open;
   if (!content.trim() || !conversation || !state.client) return;
+  const editing = state.editing;
+  if (editing != null) stopEditing();
   input.value = "";
   try {
-    await state.client.send(conversation.id, content);
+    if (editing != null) await state.client.edit(editing, content);
+    else await state.client.send(conversation.id, content);
   } catch (error) {
     console.warn("not sent:", error);
     if (!input.value) input.value = content;
@@ -188,6 +203,10 @@ byId("archive").addEventListener("click", async () => {
   closeConversation();
 });
 byId("back").addEventListener("click", closeConversation);
+byId("cancel-edit").addEventListener("click", stopEditing);
+byId("text").addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && state.editing != null) stopEditing();
+});
 byId("logout").addEventListener("click", logout);
 for (const button of document.querySelectorAll("[data-tab]")) {
   button.addEventListener("click", () => selectTab(button.getAttribute("data-tab") ?? "inbox"));

@@ -70,7 +70,9 @@ function bubble(message) {
   const mine = message.sender_id === state.me;
   const kind = message.message_type === "system" ? "system" : mine ? "mine" : "theirs";
   let body;
-  if (message.message_type === "offer") {
+  if (message.unsent_at) {
+    body = el("div", { class: "bubble unsent" }, [mine ? "You unsent a message" : "Message unsent"]);
+  } else if (message.message_type === "offer") {
     body = el("div", { class: "offer" }, [
       el("div", { class: "label" }, [mine ? "Your offer" : "Offer"]),
       el("div", { class: "amount" }, [
@@ -81,12 +83,64 @@ function bubble(message) {
   } else {
     body = el("div", { class: "bubble" }, [message.content]);
   }
-  const item = el("li", { class: `message ${kind}` }, [
-    body,
+  const footer = el("div", { class: "footer" }, [
     el("time", {}, [formatTime(message.created_at)]),
+    message.edited_at && !message.unsent_at ? el("span", { class: "edited" }, ["edited"]) : "",
+    ...(mine && changeable(message) ? actions(message) : []),
   ]);
+  const item = el("li", { class: `message ${kind}` }, [body, footer]);
   item.dataset.seq = String(message.seq);
   return item;
+}
+
+/** Whether the sender may still edit or unsend it (the server checks too). @param {any} message */
+function changeable(message) {
+  const window = state.client?.limits.edit_window_ms ?? 0;
+  return !message.unsent_at && Date.now() - Date.parse(message.created_at) < window;
+}
+
+/** Edit (text only) and Unsend, under my own messages. @param {any} message */
+function actions(message) {
+  const buttons = [];
+  if (message.message_type === "text") {
+    const edit = el("button", { type: "button", class: "action" }, ["Edit"]);
+    edit.addEventListener("click", () => startEditing(message));
+    buttons.push(edit);
+  }
+  const unsend = el("button", { type: "button", class: "action" }, ["Unsend"]);
+  unsend.addEventListener("click", () => {
+    state.client?.unsend(message.id).catch((error) => console.warn("not unsent:", error));
+  });
+  buttons.push(unsend);
+  return buttons;
+}
+
+/** @param {any} message */
+function startEditing(message) {
+  state.editing = message.id;
+  const input = /** @type {HTMLInputElement} */ (byId("text"));
+  input.value = message.content;
+  input.placeholder = "Edit your message…";
+  byId("editing").hidden = false;
+  input.focus();
+}
+
+export function stopEditing() {
+  state.editing = null;
+  const input = /** @type {HTMLInputElement} */ (byId("text"));
+  input.value = "";
+  input.placeholder = "Write a message…";
+  byId("editing").hidden = true;
+}
+
+/** An edited or unsent message takes its old one's place. @param {any} message */
+export function replace(message) {
+  if (!state.messages.has(message.seq) || state.open?.id !== message.conversation_id) return;
+  state.messages.set(message.seq, message);
+  const old = byId("messages").querySelector(`[data-seq="${message.seq}"]`);
+  old?.replaceWith(bubble(message));
+  if (state.editing === message.id && message.unsent_at) stopEditing();
+  renderSeen();
 }
 
 /** "Seen" under my last message the other side has read. */

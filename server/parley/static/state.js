@@ -11,4 +11,5 @@ export const state = {
   loadingOlder: false,
   /** @type {Map<number, Set<number>>} */ typists: new Map(), // conversation -> who types
   demo: /** @type {any} */ (null),
+  /** @type {number | null} */ editing: null, // the message the composer is editing
 };

@@ -5,6 +5,7 @@ Each function takes a pool or a connection, so a use case can run several in one
 transaction. The names below are the store's whole public surface.
 """
 
+from parley.store.changes import edit_message, message_versions, unsend_message
 from parley.store.checks import recount_counters
 from parley.store.conversations import (
     FIND_CONVERSATION_QUERY,
@@ -51,11 +52,13 @@ __all__ = [
     "badge_of",
     "badges",
     "delete_for",
+    "edit_message",
     "ensure_user",
     "get_conversation",
     "history",
     "inbox",
     "mark_read",
+    "message_versions",
     "messages_after",
     "open_conversation",
     "participants",
@@ -65,6 +68,7 @@ __all__ = [
     "send_message",
     "unarchive",
     "unread_total",
+    "unsend_message",
     "upsert_product",
     "upsert_user",
 ]

@@ -15,7 +15,8 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
     """Compare every cached counter with a recount from messages.
 
     Returns one CounterDrift per mismatch: of a conversation (unread counts, last_seq, seq
-    gaps, preview, time against seq, messages whose is_read disagrees with the watermark),
+    gaps, preview (the newest message not unsent), time against seq, messages whose is_read
+    disagrees with the watermark, unsent ones aside: those are read),
     or of a user (badge total); an empty list means the triggers kept everything exact.
     Reads one consistent snapshot.
     """
@@ -32,7 +33,9 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
                    coalesce(m.message_count, 0) AS message_count,
                    coalesce(m.read_state_mismatches, 0) AS read_state_mismatches,
                    coalesce(m.time_inversions, 0) AS time_inversions,
-                   (c.last_message_text IS NOT DISTINCT FROM left(last.content, 200)
+                   (c.last_message_text IS NOT DISTINCT FROM left(shown.content, 200)
+                    AND c.last_message_type IS NOT DISTINCT FROM shown.message_type
+                    AND c.last_message_sender_id IS NOT DISTINCT FROM shown.sender_id
                     AND c.last_message_at IS NOT DISTINCT FROM last.created_at) AS preview_ok
               FROM conversations c
               LEFT JOIN (
@@ -44,7 +47,7 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
                            max(m.seq) AS max_seq,
                            count(*) AS message_count,
                            count(*) FILTER (
-                               WHERE m.recipient_id IS NOT NULL
+                               WHERE m.recipient_id IS NOT NULL AND m.unsent_at IS NULL
                                  AND m.is_read <> (m.seq <= CASE WHEN m.recipient_id = x.buyer_id
                                                                  THEN x.buyer_last_read_seq
                                                                  ELSE x.seller_last_read_seq END)
@@ -56,6 +59,11 @@ async def recount_counters(db: Database) -> list[CounterDrift]:
                       JOIN conversations x ON x.id = m.conversation_id
                      GROUP BY m.conversation_id) m ON m.conversation_id = c.id
               LEFT JOIN messages last ON last.conversation_id = c.id AND last.seq = c.last_seq
+              -- The preview shows the newest message not unsent (sql/005).
+              LEFT JOIN LATERAL (
+                    SELECT v.content, v.message_type, v.sender_id FROM messages v
+                     WHERE v.conversation_id = c.id AND v.unsent_at IS NULL
+                     ORDER BY v.seq DESC LIMIT 1) shown ON true
              ORDER BY c.id
             """
         )
