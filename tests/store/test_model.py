@@ -32,8 +32,9 @@ from hypothesis.stateful import (
 )
 
 from parley import store
+from parley.config import Limits
 from parley.db import create_pool
-from parley.errors import NotFound, OwnProduct, ProductUnavailable
+from parley.errors import NotEditable, NotFound, NotYours, OwnProduct, ProductUnavailable
 from parley.validation import has_visible_text
 from tests.conftest import TABLES
 
@@ -57,6 +58,7 @@ class ModelMessage:
     content: str
     client_msg_id: str
     is_read: bool = False
+    unsent: bool = False
 
 
 @dataclass
@@ -206,6 +208,8 @@ class StoreMachine(RuleBasedStateMachine):
     def retry(self, data: st.DataObject) -> None:
         conversation = data.draw(st.sampled_from([c for c in self.model.values() if c.messages]))
         message = data.draw(st.sampled_from(conversation.messages))
+        if message.unsent:
+            return  # nothing left to send again: its content is gone
         again = self.run(
             store.send_message(
                 self.pool,
@@ -241,6 +245,56 @@ class StoreMachine(RuleBasedStateMachine):
         assert receipt.unread_count == conversation.unread(reader)
         self._badges_moved()
         assert receipt.unread_version == self.versions[reader]
+
+    @precondition(lambda self: any(c.messages for c in self.model.values()))
+    @rule(data=st.data(), content=contents, unsend=st.booleans())
+    def change(self, data: st.DataObject, content: str, unsend: bool) -> None:
+        """Edit or unsend a message, by its sender or by the other side."""
+        conversation = data.draw(st.sampled_from([c for c in self.model.values() if c.messages]))
+        # Mostly the newest message, mostly by its sender: the cases that move the preview
+        # and the badges; the rest are the refusals.
+        message = data.draw(
+            st.one_of(st.just(conversation.messages[-1]), st.sampled_from(conversation.messages))
+        )
+        parties = [conversation.buyer, conversation.seller]
+        actor = data.draw(
+            st.sampled_from([message.sender] * 3 + parties if message.sender else parties)
+        )
+        expected: type[Exception] | None = None
+        if message.seq <= conversation.sides[actor].cleared:
+            expected = NotFound
+        elif message.sender != actor:
+            expected = NotYours
+        elif message.unsent:
+            expected = NotEditable
+        message_id = self._id(conversation, message)
+
+        async def change() -> None:
+            if unsend:
+                await store.unsend_message(self.pool, actor, message_id, Limits())
+            else:
+                await store.edit_message(self.pool, actor, message_id, content, Limits())
+
+        if expected is not None:
+            with pytest.raises(expected):
+                self.run(change())
+            return
+        self.run(change())
+        if unsend:
+            message.unsent, message.content, message.is_read = True, "", True
+        else:
+            message.content = content
+
+    def _id(self, conversation: ModelConversation, message: ModelMessage) -> int:
+        found = self.run(
+            self.pool.fetchval(
+                "SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2",
+                conversation.id,
+                message.seq,
+            )
+        )
+        assert isinstance(found, int)
+        return found
 
     @rule(conversation_id=conversations, by_buyer=st.booleans())
     def delete(self, conversation_id: int, by_buyer: bool) -> None:
@@ -319,7 +373,7 @@ class StoreMachine(RuleBasedStateMachine):
     async def _compare(self) -> None:
         assert await store.recount_counters(self.pool) == []
         for conversation in self.model.values():
-            last = conversation.messages[-1] if conversation.messages else None
+            last = next((m for m in reversed(conversation.messages) if not m.unsent), None)
             for user, side in conversation.sides.items():
                 view = await store.get_conversation(self.pool, conversation.id, user)
                 assert view.unread_count == conversation.unread(user)
@@ -342,7 +396,7 @@ class StoreMachine(RuleBasedStateMachine):
                     )
                 }
                 for message in conversation.messages:
-                    if message.recipient == user and message.seq in stored:
+                    if message.recipient == user and message.seq in stored and not message.unsent:
                         # is_read and the watermark agree.
                         assert stored[message.seq].is_read == (message.seq <= side.last_read)
                         assert message.is_read == (message.seq <= side.last_read)
