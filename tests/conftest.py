@@ -63,7 +63,7 @@ def database_url(postgres_admin_dsn: str) -> Iterator[str]:
     asyncio.run(drop_database(postgres_admin_dsn, name))
 
 
-TABLES = ("message_versions", "messages", "conversations", "products", "badges", "users")
+TABLES = ("reports", "message_versions", "messages", "conversations", "products", "badges", "users")
 
 
 @pytest.fixture

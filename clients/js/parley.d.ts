@@ -63,6 +63,17 @@ export interface Conversation {
   peer: User;
 }
 
+export interface MessageReport {
+  id: number;
+  message_id: number;
+  reporter_id: number;
+  reason: string;
+  status: "open" | "resolved";
+  resolution: string | null;
+  created_at: string;
+  resolved_at: string | null;
+}
+
 export interface ReadReceipt {
   conversation_id: number;
   reader_id: number;
@@ -165,6 +176,7 @@ export declare class ParleyClient {
   send(conversationId: number, content: string, options?: SendOptions): Promise<Message>;
   edit(messageId: number, content: string): Promise<Message>;
   unsend(messageId: number): Promise<Message>;
+  report(messageId: number, reason: string): Promise<{ report: MessageReport; created: boolean }>;
   history(conversationId: number, options?: { beforeSeq?: number; limit?: number }): Promise<Message[]>;
   markRead(conversationId: number, upToSeq: number): Promise<MarkReadResult>;
   typing(conversationId: number): void;

@@ -615,6 +615,17 @@ export class ParleyClient {
   }
 
   /**
+   * Report the other side's message for moderation (once; again returns the first report).
+   * @param {number} messageId @param {string} reason
+   * @returns {Promise<{report: import("./parley").MessageReport, created: boolean}>}
+   */
+  report(messageId, reason) {
+    return /** @type {any} */ (
+      this._request({ type: "message.report", message_id: messageId, reason })
+    );
+  }
+
+  /**
    * Messages before `beforeSeq` (the newest if omitted), oldest first.
    * @param {number} conversationId
    * @param {{beforeSeq?: number, limit?: number}} [options]

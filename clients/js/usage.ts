@@ -21,6 +21,8 @@ export async function example(): Promise<Message[]> {
   const sent = await client.send(conversation.id, "Is it still available?");
   await client.edit(sent.id, "Is this still available?");
   await client.unsend(sent.id);
+  const { report, created } = await client.report(sent.id, "spam");
+  console.log(report.status, created);
   const receipt = await client.markRead(conversation.id, conversation.last_seq);
   console.log(receipt.unread_count);
   client.typing(conversation.id);

@@ -32,6 +32,7 @@ from parley.models import (
     SyncResult,
     User,
 )
+from parley.moderation import Moderation
 from parley.store import SendRequest
 from parley.typing_tracker import TypingTracker
 from parley.usecase import after_commit, use_case
@@ -64,6 +65,7 @@ class Chat:
         )
         self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
         self.changes = MessageChanges(pool, events, limits)
+        self.moderation = Moderation(pool)
 
     async def idle(self) -> None:
         """Wait until the events of everything committed so far are with the broker."""

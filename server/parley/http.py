@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final
 
 import msgspec
 from starlette.requests import Request
@@ -24,22 +24,31 @@ from parley.errors import (
     ProductUnavailable,
     Unavailable,
 )
-from parley.models import Product, ProductStatus, SentMessage, User
+from parley.models import (
+    Product,
+    ProductStatus,
+    Report,
+    ReportCase,
+    ReportStatus,
+    SentMessage,
+    User,
+)
 from parley.openapi import Operation, dumps
 from parley.validation import (
     MAX_CLIENT_MSG_ID,
     MAX_ID,
     MAX_JSON_DEPTH,
     MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
     MAX_URL_CHARS,
     SITE_URL_PATTERN,
     Id,
+    PageLimit,
     id_from_text,
     nests_deeper_than,
 )
 
 READY_TIMEOUT_SECONDS = 2.0
-Body = TypeVar("Body")
 
 
 async def healthz(request: Request) -> Response:
@@ -102,6 +111,25 @@ class SystemMessageBody(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = {}
 
 
+class ReportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    status: ReportStatus = "open"
+    after: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] = 0  # the last report id seen
+    limit: PageLimit = 50
+
+
+class ResolveBody(msgspec.Struct, frozen=True):
+    resolution: Annotated[str, msgspec.Meta(max_length=MAX_REASON_CHARS)] | None = None
+
+
+class ReportList(msgspec.Struct, frozen=True):
+    reports: list[ReportCase]
+    next_after: int | None  # pass as ``after`` for the next page; null on the last
+
+
+class ReportAnswer(msgspec.Struct, frozen=True):
+    report: Report
+
+
 class UserAnswer(msgspec.Struct, frozen=True):
     user: User
 
@@ -130,35 +158,43 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(payload), status, media_type="application/json")
 
 
-def internal(
-    handler: Callable[[Request, int, Body], Awaitable[Response]], body_type: type[Body]
-) -> Callable[[Request], Awaitable[Response]]:
-    """Bearer-token check, body decoding and error mapping around an internal endpoint: the
-    handler only calls its use case and answers."""
-    decoder = msgspec.json.Decoder(body_type)
+def internal(op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    """Bearer-token check, path id, body or query decoding, and error mapping around an
+    internal endpoint: the handler only calls its use case and answers."""
+    decoder = msgspec.json.Decoder(op.body) if op.body is not None else None
 
     async def endpoint(request: Request) -> Response:
         if (refusal := _refuse_without_service_token(request)) is not None:
             return refusal
-        raw_id = request.path_params["id"]
-        path_id = id_from_text(raw_id)
-        if path_id is None:
-            return _error(404, "not_found", f"no such id {raw_id[:40]!r}")
-        limit = request.app.state.services.settings.limits.max_body_bytes
-        raw = await _read_body(request, limit)
-        if raw is None:
-            return _error(413, "payload_too_large", f"the body is over {limit} bytes")
-        if nests_deeper_than(raw):
-            return _error(400, "invalid_body", f"the body nests deeper than {MAX_JSON_DEPTH}")
+        path_id = None
+        if "{id}" in op.path:
+            raw_id = request.path_params["id"]
+            path_id = id_from_text(raw_id)
+            if path_id is None:
+                return _error(404, "not_found", f"no such id {raw_id[:40]!r}")
+        payload: Any = None
+        if decoder is not None:
+            limit = request.app.state.services.settings.limits.max_body_bytes
+            raw = await _read_body(request, limit)
+            if raw is None:
+                return _error(413, "payload_too_large", f"the body is over {limit} bytes")
+            if nests_deeper_than(raw):
+                return _error(400, "invalid_body", f"the body nests deeper than {MAX_JSON_DEPTH}")
+            try:
+                payload = decoder.decode(raw)
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
+                return _error(400, "invalid_body", str(error)[:200])
+        elif op.query is not None:
+            try:
+                payload = msgspec.convert(dict(request.query_params), op.query, strict=False)
+            except msgspec.ValidationError as error:
+                return _error(400, "invalid_query", str(error)[:200])
         try:
-            body = decoder.decode(raw)
-        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
-            return _error(400, "invalid_body", str(error)[:200])
-        try:
-            return await handler(request, path_id, body)
+            response: Response = await op.handler(request, path_id, payload)
         except ParleyError as error:
             status = next((s for cls, s in _STATUS_BY_ERROR.items() if isinstance(error, cls)), 500)
             return _error(status, error.code, str(error))
+        return response
 
     return endpoint
 
@@ -223,6 +259,18 @@ async def post_system_message(
     return _json(sent, status=200 if sent.replayed else 201)
 
 
+async def get_reports(request: Request, _: None, query: ReportQuery) -> Response:
+    chat: Chat = request.app.state.services.chat
+    cases = await chat.moderation.cases(query.status, query.after, query.limit)
+    last = cases[-1].report.id if len(cases) == query.limit else None
+    return _json(ReportList(cases, last))
+
+
+async def resolve_report(request: Request, report_id: int, body: ResolveBody) -> Response:
+    chat: Chat = request.app.state.services.chat
+    return _json(ReportAnswer(await chat.moderation.resolve(report_id, body.resolution)))
+
+
 OPERATIONS: Final[list[Operation]] = [
     Operation(
         "PUT",
@@ -255,6 +303,23 @@ OPERATIONS: Final[list[Operation]] = [
         },
         post_system_message,
     ),
+    Operation(
+        "GET",
+        "/internal/reports",
+        "Reports of messages, oldest first, each with the message and its earlier versions",
+        None,
+        {200: ("a page of reports; next_after for the next one", ReportList)},
+        get_reports,
+        query=ReportQuery,
+    ),
+    Operation(
+        "POST",
+        "/internal/reports/{id}/resolve",
+        "Close a report (again: nothing changes but the resolution text)",
+        ResolveBody,
+        {200: ("the report, resolved", ReportAnswer)},
+        resolve_report,
+    ),
 ]
 _DOCUMENT: Final = dumps(OPERATIONS).encode()
 
@@ -271,5 +336,5 @@ def routes() -> list[BaseRoute]:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/internal/openapi.json", openapi_document),
-        *(Route(op.path, internal(op.handler, op.body), methods=[op.method]) for op in OPERATIONS),
+        *(Route(op.path, internal(op), methods=[op.method]) for op in OPERATIONS),
     ]

@@ -116,6 +116,41 @@ class Badge(msgspec.Struct, frozen=True):
     version: int
 
 
+ReportStatus = Literal["open", "resolved"]
+REPORT_STATUSES: tuple[ReportStatus, ...] = ("open", "resolved")
+
+
+class Report(msgspec.Struct, frozen=True):
+    """A participant's report of a message of the other side, for moderation."""
+
+    id: int
+    message_id: int
+    reporter_id: int
+    reason: str
+    status: ReportStatus
+    resolution: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class MessageVersion(msgspec.Struct, frozen=True):
+    """A message as it was before an edit or unsend."""
+
+    change: Literal["edit", "unsend"]
+    content: str
+    metadata: dict[str, Any]
+    changed_at: datetime
+
+
+class ReportCase(msgspec.Struct, frozen=True):
+    """What a moderator needs: the report, the message as it is now, and every earlier
+    version of it."""
+
+    report: Report
+    message: Message
+    versions: list[MessageVersion]
+
+
 class CounterDrift(msgspec.Struct, frozen=True):
     """A cached value that differs from a recount: of a conversation, or of a user's badge
     (conversation_id 0 then, and user_id set)."""

@@ -35,15 +35,17 @@ class Operation:
     """One endpoint of the internal API: what http.py routes, and what the document says."""
 
     method: str
-    path: str
+    path: str  # with "{id}" for an id in the path
     summary: str
-    body: type[Any]
+    body: type[Any] | None  # the JSON body's struct, or None for none
     answers: dict[int, tuple[str, type[Any] | None]]  # status -> (meaning, body or error)
-    handler: Callable[..., Awaitable[Any]]  # (request, path id, body) -> response
+    handler: Callable[..., Awaitable[Any]]  # (request, path id or None, body or query)
+    query: type[Any] | None = None  # the query parameters' struct (GET)
 
 
 _COMMON_ERRORS: Final = {
-    400: "the body or a value in it breaks a rule (`invalid_body`, `invalid_argument`, …)",
+    400: "the body, the query or a value in them breaks a rule (`invalid_body`, `invalid_query`,"
+    " `invalid_argument`, …)",
     401: "no valid service bearer token (`unauthorized`)",
     404: "no such id (`not_found`); ids in paths are ASCII digits of a positive bigint",
     413: "the body is over PARLEY_MAX_BODY_BYTES (`payload_too_large`)",
@@ -52,7 +54,7 @@ _COMMON_ERRORS: Final = {
 
 
 def document(operations: list[Operation]) -> dict[str, Any]:
-    types = [op.body for op in operations] + [
+    types = [op.body for op in operations if op.body is not None] + [
         body for op in operations for _, body in op.answers.values() if body is not None
     ]
     refs, components = msgspec.json.schema_components([*types, ErrorAnswer], ref_template=_REF)
@@ -81,28 +83,20 @@ def document(operations: list[Operation]) -> dict[str, Any]:
                     "description": meaning,
                     "content": {"application/json": {"schema": schema_of[ErrorAnswer]}},
                 }
-        paths.setdefault(op.path, {})[op.method.lower()] = {
-            "summary": op.summary,
-            "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
-                }
-            ],
-            "requestBody": {
+        described: dict[str, Any] = {"summary": op.summary, "parameters": _parameters(op)}
+        if op.body is not None:
+            described["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": schema_of[op.body]}},
-            },
-            "responses": dict(sorted(responses.items())),
-        }
+            }
+        described["responses"] = dict(sorted(responses.items()))
+        paths.setdefault(op.path, {})[op.method.lower()] = described
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Parley internal API",
             "version": __version__,
-            "description": "What the marketplace backend calls: users, products, notices.",
+            "description": "What the marketplace backend calls: users, products, notices, reports.",
         },
         "security": [{"service": []}],
         "paths": paths,
@@ -111,6 +105,30 @@ def document(operations: list[Operation]) -> dict[str, Any]:
             "securitySchemes": {"service": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = []
+    if "{id}" in op.path:
+        parameters.append(
+            {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+            }
+        )
+    if op.query is not None:
+        for field in msgspec.structs.fields(op.query):
+            parameters.append(
+                {
+                    "name": field.encode_name,
+                    "in": "query",
+                    "required": field.required,
+                    "schema": msgspec.json.schema(field.type),
+                }
+            )
+    return parameters
 
 
 def dumps(operations: list[Operation]) -> str:

@@ -117,6 +117,11 @@ class MessageUnsend(Request, tag="message.unsend", frozen=True):
     message_id: Id
 
 
+class MessageReport(Request, tag="message.report", frozen=True):
+    message_id: Id
+    reason: str
+
+
 class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
     """A typing indicator. Its id is optional: without one, no reply is sent."""
 
@@ -144,6 +149,7 @@ ClientFrame = (
     | Sync
     | MessageEdit
     | MessageUnsend
+    | MessageReport
 )
 CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
     str(cls.__struct_config__.tag): cls
@@ -162,6 +168,7 @@ CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
         Sync,
         MessageEdit,
         MessageUnsend,
+        MessageReport,
     )
 }
 

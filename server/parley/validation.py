@@ -180,6 +180,16 @@ def check_url(url: str | None, name: str) -> None:
         raise InvalidArgument(f"{name} must be an https:// URL or a /path, of printable ASCII")
 
 
+MAX_REASON_CHARS: Final = 1000
+
+
+def check_reason(reason: str, name: str = "reason") -> None:
+    """A report's reason or a moderator's resolution: 1 to MAX_REASON_CHARS, not blank."""
+    check_text(reason, name)
+    if not has_visible_text(reason) or len(reason) > MAX_REASON_CHARS:
+        raise InvalidArgument(f"{name} must be 1 to {MAX_REASON_CHARS} characters, not blank")
+
+
 def check_name(text: str, name: str) -> None:
     """A display name or title: storable text of at most MAX_NAME_CHARS characters."""
     check_text(text, name)

@@ -180,3 +180,18 @@ async def test_a_message_edited_then_unsent_from_the_page_changes_on_both_sides(
         "You unsent a message", timeout=WAIT_MS
     )
     assert console.problems == []
+
+
+async def test_a_message_reported_from_the_page_reaches_the_moderation_queue(
+    browser: Browser, demo_gateway: Gateway, pool: asyncpg.Pool
+) -> None:
+    console = ConsoleWatch()
+    seller = await log_in(browser, demo_gateway, "Mary", console)
+    await seller.locator("#inbox li", has_text="iPhone 13").click()
+    offer = seller.locator("#messages .message.theirs", has_text="Would you take 420?")
+    seller.once("dialog", lambda dialog: dialog.accept("lowball and rude"))
+    await offer.get_by_role("button", name="Report").click()
+    await expect(offer.get_by_role("button", name="Reported")).to_be_disabled(timeout=WAIT_MS)
+    [row] = await pool.fetch("SELECT reporter_id, reason, status FROM reports")
+    assert tuple(row) == (702, "lowball and rude", "open")
+    assert console.problems == []

@@ -284,6 +284,13 @@ class ParleyClient:
         self._emit(MessageUpdatedEvent(data["message"]))
         return dict(data["message"])
 
+    async def report(self, message_id: int, reason: str) -> Frame:
+        """Report the other side's message for moderation; returns {"report", "created"}."""
+        data: Frame = await self.request(
+            {"type": "message.report", "message_id": message_id, "reason": reason}
+        )
+        return data
+
     async def history(
         self, conversation_id: int, before_seq: int | None = None, limit: int = 50
     ) -> list[Frame]:

@@ -108,6 +108,15 @@ async def _unsend(caller: Caller, frame: protocol.MessageUnsend) -> object:
     return {"message": message}
 
 
+@_handles(protocol.MessageReport)
+async def _report(caller: Caller, frame: protocol.MessageReport) -> object:
+    caller.message_rate.spend("messages")
+    report, created = await caller.chat.moderation.report(
+        caller.user_id, frame.message_id, frame.reason
+    )
+    return {"report": report, "created": created}
+
+
 @_handles(protocol.MessageHistory)
 async def _history(caller: Caller, frame: protocol.MessageHistory) -> object:
     messages = await caller.chat.history(

@@ -87,6 +87,7 @@ function bubble(message) {
     el("time", {}, [formatTime(message.created_at)]),
     message.edited_at && !message.unsent_at ? el("span", { class: "edited" }, ["edited"]) : "",
     ...(mine && changeable(message) ? actions(message) : []),
+    ...(!mine && kind !== "system" && !message.unsent_at ? [reportButton(message)] : []),
   ]);
   const item = el("li", { class: `message ${kind}` }, [body, footer]);
   item.dataset.seq = String(message.seq);
@@ -113,6 +114,26 @@ function actions(message) {
   });
   buttons.push(unsend);
   return buttons;
+}
+
+/** "Report" under the other side's messages: the reason is asked for, then sent once.
+ * @param {any} message */
+function reportButton(message) {
+  const button = /** @type {HTMLButtonElement} */ (
+    el("button", { type: "button", class: "action" }, ["Report"])
+  );
+  button.addEventListener("click", async () => {
+    const reason = window.prompt("Why are you reporting this message?");
+    if (!reason || !reason.trim() || !state.client) return;
+    try {
+      await state.client.report(message.id, reason.trim());
+      button.textContent = "Reported";
+      button.disabled = true;
+    } catch (error) {
+      console.warn("not reported:", error);
+    }
+  });
+  return button;
 }
 
 /** @param {any} message */

@@ -37,6 +37,7 @@ from parley.store.reads import (
     mark_read,
     unread_total,
 )
+from parley.store.reports import report_cases, report_message, resolve_report
 from parley.store.users_products import ensure_user, upsert_product, upsert_user
 
 __all__ = [
@@ -64,6 +65,9 @@ __all__ = [
     "participants",
     "participants_shown",
     "recount_counters",
+    "report_cases",
+    "report_message",
+    "resolve_report",
     "send_many",
     "send_message",
     "unarchive",
