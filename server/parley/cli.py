@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, MigrationError) as error:
         print(f"parley: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: the server has shut down gracefully (uvicorn re-raises the signal after
+        # it); a traceback here would only alarm whoever pressed it.
+        return 130
 
 
 if __name__ == "__main__":
