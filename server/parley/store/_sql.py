@@ -71,6 +71,14 @@ def own_unread(user: str, alias: str = "c") -> str:
     )
 
 
+def own_cleared(user: str, alias: str = "c") -> str:
+    """The seq up to which the user cleared conversation ``alias`` (by deleting it)."""
+    return (
+        f"CASE WHEN {alias}.buyer_id = {user} THEN {alias}.buyer_cleared_seq"
+        f" ELSE {alias}.seller_cleared_seq END"
+    )
+
+
 @contextlib.asynccontextmanager
 async def connection(db: Database) -> AsyncIterator[Connection]:
     """A connection for several statements: one from the pool, or ``db`` itself."""

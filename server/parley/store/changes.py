@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 from parley.config import Limits
 from parley.errors import EditWindowClosed, NotEditable, NotFound, NotYours
 from parley.models import Message
-from parley.store._sql import MESSAGE_COLUMNS, connection, participant
+from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant
 from parley.validation import check_id, validate_message
 
 if TYPE_CHECKING:
@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 
 # The message as its conversation's participant may see it, with the conversation locked.
 _LOCK_FOR_CHANGE: Final = f"""
-    SELECT c.id AS locked_conversation,
-           CASE WHEN c.buyer_id = $2 THEN c.buyer_cleared_seq ELSE c.seller_cleared_seq END
-               AS cleared_seq
+    SELECT c.id AS locked_conversation, {own_cleared("$2")} AS cleared_seq
       FROM conversations c
      WHERE c.id = (SELECT conversation_id FROM messages WHERE id = $1) AND {participant("$2")}
        FOR UPDATE OF c

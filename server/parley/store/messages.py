@@ -14,7 +14,7 @@ import msgspec
 from parley.config import Limits
 from parley.errors import ClientMsgIdConflict, InvalidArgument, NotFound, ParleyError
 from parley.models import Message, SentMessage
-from parley.store._sql import MESSAGE_COLUMNS, connection, participant, peer
+from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant, peer
 from parley.validation import (
     MAX_ID,
     check_client_msg_id,
@@ -293,7 +293,7 @@ async def messages_after(
 async def _cleared_seq(conn: Connection, conversation_id: int, user_id: int) -> int:
     cleared = await conn.fetchval(
         f"""
-        SELECT CASE WHEN c.buyer_id = $2 THEN c.buyer_cleared_seq ELSE c.seller_cleared_seq END
+        SELECT {own_cleared("$2")}
           FROM conversations c WHERE c.id = $1 AND {participant("$2")}
         """,
         conversation_id,

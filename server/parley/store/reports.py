@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 from parley.errors import Forbidden, InvalidArgument, NotFound
 from parley.models import REPORT_STATUSES, Message, MessageVersion, Report, ReportCase
-from parley.store._sql import MESSAGE_COLUMNS, connection, participant
+from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant
 from parley.validation import MAX_ID, check_id, check_page_limit, check_reason
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ _VISIBLE: Final = f"""
     SELECT m.sender_id
       FROM messages m JOIN conversations c ON c.id = m.conversation_id
      WHERE m.id = $1 AND {participant("$2")}
-       AND m.seq > CASE WHEN c.buyer_id = $2 THEN c.buyer_cleared_seq ELSE c.seller_cleared_seq END
+       AND m.seq > {own_cleared("$2")}
 """
 _INSERT: Final = f"""
     INSERT INTO reports (message_id, reporter_id, reason) VALUES ($1, $2, $3)
@@ -59,14 +59,14 @@ async def report_message(
         visible = await conn.fetchrow(_VISIBLE, message_id, reporter_id)
         if visible is None:
             raise NotFound(f"message {message_id} not found")
-        if visible["sender_id"] != reporter_id and visible["sender_id"] is not None:
-            row = await conn.fetchrow(_INSERT, message_id, reporter_id, reason)
-            if row is not None:
-                return Report(**row), True
-            existing = await conn.fetchrow(_EXISTING, message_id, reporter_id)
-            assert existing is not None, "the conflicting report exists"
-            return Report(**existing), False
-    raise Forbidden("only the other side's messages can be reported")
+        if visible["sender_id"] in (reporter_id, None):
+            raise Forbidden("only the other side's messages can be reported")
+        row = await conn.fetchrow(_INSERT, message_id, reporter_id, reason)
+        if row is not None:
+            return Report(**row), True
+        existing = await conn.fetchrow(_EXISTING, message_id, reporter_id)
+        assert existing is not None, "the conflicting report exists"
+        return Report(**existing), False
 
 
 async def report_cases(
