@@ -9,10 +9,12 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from parley.auth import issue_token
+from parley.chat import Chat
 from parley.config import Settings
 from parley.events import Events
 from parley.gateway.endpoint import Gateway as ServerGateway
@@ -26,6 +28,7 @@ from parley_client import (
     StatusEvent,
 )
 from tests.servers import RunningServer
+from tests.world import client_msg_id
 
 Frame = dict[str, Any]
 TIMEOUT = 5.0
@@ -94,6 +97,17 @@ class Client:
         reply = await self.request(frame_type, **fields)
         assert reply["type"] == "error", reply
         return reply
+
+    async def send_message(self, conversation_id: int, content: str, **fields: Any) -> Frame:
+        """message.send with a fresh client_msg_id; the stored message."""
+        data = await self.ok(
+            "message.send",
+            conversation_id=conversation_id,
+            client_msg_id=client_msg_id(),
+            content=content,
+            **fields,
+        )
+        return dict(data["message"])
 
     async def event(self, event_type: str, within: float = TIMEOUT, **match: Any) -> Frame:
         return await self.wait_for(
@@ -189,6 +203,23 @@ class Gateway:
         for session in sessions:
             session.close_soon(code, "cut by the test")
         return len(sessions)
+
+    def lose_first_send_reply(self, monkeypatch: pytest.MonkeyPatch, user_id: int) -> list[int]:
+        """Make the first message.send commit, then cut ``user_id``'s sockets before its ok
+        leaves the server. Returns a list that holds one entry per send committed."""
+        chat: Chat = self.server.app.state.services.chat
+        commit = chat.send
+        commits: list[int] = []
+
+        async def commit_then_cut(*args: Any, **kwargs: Any) -> Any:
+            sent = await commit(*args, **kwargs)
+            commits.append(1)
+            if len(commits) == 1:
+                self.cut(user_id)  # committed, and the ok never leaves the server
+            return sent
+
+        monkeypatch.setattr(chat, "send", commit_then_cut)
+        return commits
 
     def push(self, user_id: int, frame: Frame) -> None:
         """Hand a frame straight to every socket of ``user_id``, as if the broker had."""

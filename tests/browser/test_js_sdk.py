@@ -15,7 +15,6 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from parley import store
-from parley.chat import Chat
 from tests.browser.conftest import ConsoleWatch
 from tests.clients import Gateway, send_burst
 from tests.conftest import JWT_SECRET
@@ -89,19 +88,7 @@ async def test_a_socket_cut_mid_stream_loses_and_repeats_nothing(
 async def test_a_send_whose_reply_is_lost_is_retried_and_resolves_once(
     cast: World, roomy_gateway: Gateway, harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chat: Chat = roomy_gateway.server.app.state.services.chat
-    commit = chat.send
-    commits = 0
-
-    async def commit_then_cut(*args: Any, **kwargs: Any) -> Any:
-        nonlocal commits
-        sent = await commit(*args, **kwargs)
-        commits += 1
-        if commits == 1:
-            roomy_gateway.cut(701)
-        return sent
-
-    monkeypatch.setattr(chat, "send", commit_then_cut)
+    commits = roomy_gateway.lose_first_send_reply(monkeypatch, 701)
     await harness.start()
     message = await harness.call(
         """async ([p]) => {
@@ -112,7 +99,7 @@ async def test_a_send_whose_reply_is_lost_is_retried_and_resolves_once(
     )
     rows = await cast.pool.fetch("SELECT id, content FROM messages")
     assert [(row["id"], row["content"]) for row in rows] == [(message["id"], "sent once")]
-    assert commits == 2
+    assert len(commits) == 2
     assert await harness.call("([c]) => window.harness.seqs(c)", message["conversation_id"]) == [1]
 
 

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
 
 import asyncpg
 import pytest
 
 from parley import store
-from tests.clients import Client, Gateway
+from tests.clients import Gateway
 from tests.conftest import gateway_settings, running_gateway
-from tests.world import World, client_msg_id
-
-
-async def send(
-    client: Client, conversation_id: int, content: str, **fields: object
-) -> dict[str, Any]:
-    reply = await client.ok(
-        "message.send",
-        conversation_id=conversation_id,
-        client_msg_id=client_msg_id(),
-        content=content,
-        **fields,
-    )
-    return dict(reply["message"])
+from tests.world import World
 
 
 async def preview(pool: asyncpg.Pool, conversation_id: int) -> tuple[object, ...]:
@@ -48,7 +34,7 @@ async def test_the_sender_edits_and_every_device_of_both_sides_follows(
         gateway.connect(701) as john_laptop,
         gateway.connect(702) as mary,
     ):
-        first = await send(john_phone, conversation.id, "Is this still avialable?")
+        first = await john_phone.send_message(conversation.id, "Is this still avialable?")
         await mary.event("message.new")
         edited = (
             await john_phone.ok(
@@ -77,7 +63,7 @@ async def test_only_the_sender_may_change_a_message_and_outsiders_learn_nothing(
 ) -> None:
     conversation = await world.open()
     async with gateway.connect(701) as john, gateway.connect(702) as mary:
-        message = await send(john, conversation.id, "hello")
+        message = await john.send_message(conversation.id, "hello")
         async with gateway.connect(703) as eve:
             for frame, fields in (
                 ("message.edit", {"content": "mine now"}),
@@ -104,7 +90,7 @@ async def test_nothing_changes_after_the_window(database_url: str, world: World)
     )
     conversation = await world.open()
     async with running_gateway(settings) as gateway, gateway.connect(701) as john:
-        message = await send(john, conversation.id, "hello")
+        message = await john.send_message(conversation.id, "hello")
         for frame, fields in (("message.edit", {"content": "hi"}), ("message.unsend", {})):
             refused = await john.error(frame, message_id=message["id"], **fields)
             assert refused["code"] == "edit_window_closed"
@@ -117,14 +103,13 @@ async def test_what_cannot_change_is_refused_with_its_reason(
 ) -> None:
     conversation = await world.open()
     async with gateway.connect(701) as john:
-        offer = await send(
-            john, conversation.id, "", message_type="offer",
-            metadata={"amount": 40000, "currency": "EUR"},
-        )  # fmt: skip
+        offer = await john.send_message(
+            conversation.id, "", message_type="offer", metadata={"amount": 40000, "currency": "EUR"}
+        )
         assert (await john.error("message.edit", message_id=offer["id"], content="x"))[
             "code"
         ] == "not_editable"
-        text = await send(john, conversation.id, "hello")
+        text = await john.send_message(conversation.id, "hello")
         refusals = {
             "": "empty_content",
             "\u200b": "empty_content",
@@ -154,8 +139,8 @@ async def test_unsending_an_unread_message_lowers_the_badge_on_every_device(
         gateway.connect(702) as mary_phone,
         gateway.connect(702) as mary_tablet,
     ):
-        first = await send(john, conversation.id, "Is this still available?")
-        second = await send(john, conversation.id, "I can pay 400 in cash")
+        first = await john.send_message(conversation.id, "Is this still available?")
+        second = await john.send_message(conversation.id, "I can pay 400 in cash")
         versions = []
         for device in (mary_phone, mary_tablet):
             await device.event("unread", total=1, count=1)
@@ -191,7 +176,7 @@ async def test_unsending_the_only_message_empties_the_preview(
 ) -> None:
     conversation = await world.open()
     async with gateway.connect(701) as john:
-        only = await send(john, conversation.id, "wrong chat, sorry")
+        only = await john.send_message(conversation.id, "wrong chat, sorry")
         await john.ok("message.unsend", message_id=only["id"])
         listed = await john.ok("conversation.list")
     [row] = listed["conversations"]
@@ -202,7 +187,7 @@ async def test_unsending_the_only_message_empties_the_preview(
 async def test_the_history_of_versions_cannot_be_rewritten(gateway: Gateway, world: World) -> None:
     conversation = await world.open()
     async with gateway.connect(701) as john:
-        message = await send(john, conversation.id, "first")
+        message = await john.send_message(conversation.id, "first")
         await john.ok("message.edit", message_id=message["id"], content="second")
     for statement in ("UPDATE message_versions SET content = 'forged'",
                       "DELETE FROM message_versions"):  # fmt: skip

@@ -4,26 +4,15 @@ marketplace reads the queue, with the evidence, and resolves it over the interna
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.clients import Client, Gateway
 from tests.test_http import backend  # noqa: F401  (the fixture)
-from tests.world import World, client_msg_id
+from tests.world import World
 
 Backend = tuple[Gateway, httpx.AsyncClient]
-
-
-async def send(client: Client, conversation_id: int, content: str) -> dict[str, Any]:
-    reply = await client.ok(
-        "message.send",
-        conversation_id=conversation_id,
-        client_msg_id=client_msg_id(),
-        content=content,
-    )
-    return dict(reply["message"])
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ async def test_a_report_is_stored_once_and_reaches_the_queue_with_the_evidence(
 ) -> None:
     _, http = backend
     john, mary, conversation_id = scene
-    message = await send(mary, conversation_id, "Pay me by wire, outside the app")
+    message = await mary.send_message(conversation_id, "Pay me by wire, outside the app")
     await mary.ok("message.edit", message_id=message["id"], content="Hello!")
     first = await john.ok("message.report", message_id=message["id"], reason="scam attempt")
     assert first["created"] is True
@@ -76,8 +65,8 @@ async def test_what_cannot_be_reported_is_refused(
 ) -> None:
     gateway, http = backend
     john, mary, conversation_id = scene
-    own = await send(john, conversation_id, "my own words")
-    theirs = await send(mary, conversation_id, "hello")
+    own = await john.send_message(conversation_id, "my own words")
+    theirs = await mary.send_message(conversation_id, "hello")
     assert (await john.error("message.report", message_id=own["id"], reason="x"))[
         "code"
     ] == "forbidden"
@@ -101,7 +90,7 @@ async def test_the_queue_pages_and_refuses_bad_queries(
     _, http = backend
     john, mary, conversation_id = scene
     for n in range(5):
-        message = await send(mary, conversation_id, f"spam {n}")
+        message = await mary.send_message(conversation_id, f"spam {n}")
         await john.ok("message.report", message_id=message["id"], reason=f"spam {n}")
     first = (await http.get("/internal/reports", params={"limit": 3})).json()
     assert len(first["reports"]) == 3

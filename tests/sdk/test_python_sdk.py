@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import jwt
 import pytest
 
 from parley import store
-from parley.chat import Chat
 from parley_client import (
     MessageUpdatedEvent,
     ParleyClient,
@@ -50,26 +48,14 @@ async def test_a_socket_cut_mid_stream_loses_and_repeats_nothing(
 async def test_a_send_whose_reply_is_lost_is_retried_and_resolves_once(
     cast: World, roomy_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chat: Chat = roomy_gateway.server.app.state.services.chat
-    commit = chat.send
-    commits = 0
-
-    async def commit_then_cut(*args: Any, **kwargs: Any) -> Any:
-        nonlocal commits
-        sent = await commit(*args, **kwargs)
-        commits += 1
-        if commits == 1:
-            roomy_gateway.cut(701)  # committed, and the ok never leaves the server
-        return sent
-
-    monkeypatch.setattr(chat, "send", commit_then_cut)
+    commits = roomy_gateway.lose_first_send_reply(monkeypatch, 701)
     async with sdk(roomy_gateway, roomy_gateway.token(701)) as (john, seen):
         conversation = await john.open_conversation(cast.iphone.id)
         message = await asyncio.wait_for(john.send(conversation["id"], "sent once"), TIMEOUT)
 
     rows = await cast.pool.fetch("SELECT id, content FROM messages")
     assert [(row["id"], row["content"]) for row in rows] == [(message["id"], "sent once")]
-    assert commits == 2, "the retry reached the server with the same client_msg_id"
+    assert len(commits) == 2, "the retry reached the server with the same client_msg_id"
     assert delivered(seen, conversation["id"]) == [1]
     assert "reconnecting" in [event.state for event in seen.of(StatusEvent)]
 
