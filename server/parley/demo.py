@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from parley import store
 from parley.auth import issue_token
+from parley.http import read_body
 from parley.models import MessageType
 
 TOKEN_TTL_SECONDS = 3600
@@ -137,11 +138,9 @@ async def marketplace(request: Request) -> Response:
 
 async def token(request: Request) -> Response:
     """A token for a demo user: ``POST /demo/token {"user_id": 701}``."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_TOKEN_BODY_BYTES:
-            return _refuse(413, "payload_too_large", "the body is a user id, nothing more")
+    body = await read_body(request, MAX_TOKEN_BODY_BYTES)
+    if body is None:
+        return _refuse(413, "payload_too_large", "the body is a user id, nothing more")
     try:
         user_id = json.loads(body)["user_id"]
     except (ValueError, KeyError, TypeError):

@@ -175,7 +175,7 @@ def internal(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         payload: Any = None
         if decoder is not None:
             limit = request.app.state.services.settings.limits.max_body_bytes
-            raw = await _read_body(request, limit)
+            raw = await read_body(request, limit)
             if raw is None:
                 return _error(413, "payload_too_large", f"the body is over {limit} bytes")
             if nests_deeper_than(raw):
@@ -210,7 +210,7 @@ def _refuse_without_service_token(request: Request) -> Response | None:
     return None
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
+async def read_body(request: Request, limit: int) -> bytes | None:
     """The body, or None when it is over ``limit`` bytes (read no further than that)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isascii() or not declared.isdigit()):
