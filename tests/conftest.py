@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from parley import store
@@ -174,3 +175,22 @@ def redis_url() -> Iterator[str]:
 def channel_prefix() -> str:
     """Channels of this test only, even on a Redis shared with anything else."""
     return f"parley-test-{secrets.token_hex(4)}:"
+
+
+SERVICE_TOKEN = "marketplace-backend-token"
+
+
+@pytest.fixture
+async def backend(
+    database_url: str, world: World
+) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    """A gateway with the internal API on, and the marketplace's client of it."""
+    settings = dataclasses.replace(gateway_settings(database_url), service_token=SERVICE_TOKEN)
+    async with (
+        running_gateway(settings) as gateway,
+        httpx.AsyncClient(
+            base_url=gateway.server.http_url,
+            headers={"authorization": f"Bearer {SERVICE_TOKEN}"},
+        ) as client,
+    ):
+        yield gateway, client

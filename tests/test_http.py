@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,11 +13,9 @@ from parley.app import create_app
 from parley.config import Settings
 from parley.http import OPERATIONS
 from tests.clients import Gateway
-from tests.conftest import gateway_settings, running_gateway
+from tests.conftest import SERVICE_TOKEN, gateway_settings, running_gateway
 from tests.servers import serve
 from tests.world import World, table_snapshot
-
-SERVICE_TOKEN = "marketplace-backend-token"
 
 
 async def test_health_and_readiness_answer(database_url: str) -> None:
@@ -29,21 +25,6 @@ async def test_health_and_readiness_answer(database_url: str) -> None:
         ready = await client.get("/readyz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": "ok"})
-
-
-@pytest.fixture
-async def backend(
-    database_url: str, world: World
-) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
-    settings = dataclasses.replace(gateway_settings(database_url), service_token=SERVICE_TOKEN)
-    async with (
-        running_gateway(settings) as gateway,
-        httpx.AsyncClient(
-            base_url=gateway.server.http_url,
-            headers={"authorization": f"Bearer {SERVICE_TOKEN}"},
-        ) as client,
-    ):
-        yield gateway, client
 
 
 async def test_the_internal_api_is_off_without_a_service_token(database_url: str) -> None:

@@ -16,7 +16,9 @@ export interface Product {
   price_cents: number | null;
   currency: string;
   image_url: string | null;
-  status: "active" | "sold" | "deleted";
+  /** "reserved" once an offer on it was accepted, for reserved_for. */
+  status: "active" | "reserved" | "sold" | "deleted";
+  reserved_for?: number | null;
 }
 
 export interface Message {
@@ -36,6 +38,16 @@ export interface Message {
   edited_at: string | null;
   /** Set once its sender took it back: content is then "" and metadata {}. */
   unsent_at: string | null;
+  /** An offer's state; null for every other type. */
+  offer_status: OfferStatus | null;
+}
+
+export type OfferStatus = "open" | "accepted" | "declined" | "countered" | "withdrawn" | "superseded";
+
+/** An answer to an offer: the offer in its new state, and the messages it added, in seq order. */
+export interface OfferAnswer {
+  offer: Message;
+  messages: Message[];
 }
 
 export interface Conversation {
@@ -177,6 +189,11 @@ export declare class ParleyClient {
   edit(messageId: number, content: string): Promise<Message>;
   unsend(messageId: number): Promise<Message>;
   report(messageId: number, reason: string): Promise<{ report: MessageReport; created: boolean }>;
+  offer(conversationId: number, amountCents: number, currency: string, content?: string): Promise<Message>;
+  acceptOffer(messageId: number): Promise<OfferAnswer>;
+  declineOffer(messageId: number): Promise<OfferAnswer>;
+  counterOffer(messageId: number, amountCents: number): Promise<OfferAnswer>;
+  withdrawOffer(messageId: number): Promise<OfferAnswer>;
   history(conversationId: number, options?: { beforeSeq?: number; limit?: number }): Promise<Message[]>;
   markRead(conversationId: number, upToSeq: number): Promise<MarkReadResult>;
   typing(conversationId: number): void;

@@ -17,6 +17,7 @@
 /** @typedef {import("./parley").ParleyClientOptions} ParleyClientOptions */
 /** @typedef {import("./parley").ParleyEvents} ParleyEvents */
 /** @typedef {import("./parley").Status} Status */
+/** @typedef {import("./parley").OfferAnswer} OfferAnswer */
 
 const DEFAULT_TYPING_INTERVAL_MS = 2000;
 const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
@@ -612,6 +613,57 @@ export class ParleyClient {
     );
     this._emit("updated", data.message);
     return data.message;
+  }
+
+  /**
+   * Make an offer on the conversation's listing; the conversation's open offer, if any, is
+   * superseded. Idempotent like send.
+   * @param {number} conversationId @param {number} amountCents @param {string} currency
+   * @param {string} [content] @returns {Promise<Message>}
+   */
+  offer(conversationId, amountCents, currency, content = "") {
+    return this.send(conversationId, content, {
+      type: "offer",
+      metadata: { amount_cents: amountCents, currency },
+    });
+  }
+
+  /** Accept the other side's open offer. @param {number} messageId @returns {Promise<OfferAnswer>} */
+  acceptOffer(messageId) {
+    return this._answerOffer({ type: "offer.accept", message_id: messageId });
+  }
+
+  /** Decline the other side's open offer. @param {number} messageId @returns {Promise<OfferAnswer>} */
+  declineOffer(messageId) {
+    return this._answerOffer({ type: "offer.decline", message_id: messageId });
+  }
+
+  /**
+   * Counter the other side's open offer with an offer of one's own.
+   * @param {number} messageId @param {number} amountCents @returns {Promise<OfferAnswer>}
+   */
+  counterOffer(messageId, amountCents) {
+    return this._answerOffer({
+      type: "offer.counter",
+      message_id: messageId,
+      amount_cents: amountCents,
+    });
+  }
+
+  /** Withdraw one's own open offer. @param {number} messageId @returns {Promise<OfferAnswer>} */
+  withdrawOffer(messageId) {
+    return this._answerOffer({ type: "offer.withdraw", message_id: messageId });
+  }
+
+  /**
+   * @param {Record<string, unknown>} frame
+   * @returns {Promise<OfferAnswer>}
+   */
+  async _answerOffer(frame) {
+    const data = /** @type {OfferAnswer} */ (await this._request(frame));
+    this._emit("updated", data.offer);
+    for (const message of data.messages) this._accept(message);
+    return data;
   }
 
   /**

@@ -13,7 +13,7 @@ export async function example(): Promise<Message[]> {
   const conversation = await client.openConversation(7010);
   try {
     await client.send(conversation.id, "Is this still available?");
-    await client.send(conversation.id, "", { type: "offer", metadata: { amount: 42000, currency: "EUR" } });
+    await client.send(conversation.id, "", { type: "offer", metadata: { amount_cents: 42000, currency: "EUR" } });
   } catch (error) {
     if (error instanceof ParleyError && error.code === "rate_limited") console.log(error.retryAfterMs);
   }
@@ -23,6 +23,12 @@ export async function example(): Promise<Message[]> {
   await client.unsend(sent.id);
   const { report, created } = await client.report(sent.id, "spam");
   console.log(report.status, created);
+  const made = await client.offer(conversation.id, 40000, "EUR", "Would you take 400?");
+  const countered = await client.counterOffer(made.id, 42000);
+  console.log(countered.offer.offer_status, countered.messages.length);
+  await client.acceptOffer(countered.messages[1].id);
+  await client.declineOffer(made.id).catch(() => undefined);
+  await client.withdrawOffer(made.id).catch(() => undefined);
   const receipt = await client.markRead(conversation.id, conversation.last_seq);
   console.log(receipt.unread_count);
   client.typing(conversation.id);

@@ -33,9 +33,10 @@ from parley.models import (
     User,
 )
 from parley.moderation import Moderation
+from parley.offers import Offers
 from parley.store import SendRequest
 from parley.typing_tracker import TypingTracker
-from parley.usecase import after_commit, use_case
+from parley.usecase import after_commit, tell_views, use_case
 from parley.validation import SYNC_PAGE
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Chat:
         self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
         self.changes = MessageChanges(pool, events, limits)
         self.moderation = Moderation(pool)
+        self.offers = Offers(pool, events, limits)
 
     async def idle(self) -> None:
         """Wait until the events of everything committed so far are with the broker."""
@@ -114,7 +116,18 @@ class Chat:
         """Store the message (in one commit with whatever else is being sent); then both
         sides get message.new (a replay too: if the first attempt's gateway died between
         commit and publish, this is the delivery) and the recipient their badge. The sender's
-        typing indicator ends, on every gateway, and its stop reaches the peer first."""
+        typing indicator ends, on every gateway, and its stop reaches the peer first. An
+        offer goes alone (offers.py): it may supersede the open one."""
+        if message_type == "offer":
+            self.typing_tracker.stop(user_id, conversation_id)
+            return await self.offers.make(
+                user_id,
+                conversation_id,
+                client_msg_id=client_msg_id,
+                content=content,
+                metadata={} if metadata is None else metadata,
+                connection_id=connection_id,
+            )
         request = SendRequest(
             conversation_id=conversation_id,
             sender_id=user_id,
@@ -238,6 +251,10 @@ class Chat:
         return await store.upsert_user(self.pool, user_id, display_name, avatar_url)
 
     @use_case
+    async def product(self, product_id: int) -> Product:
+        return await store.get_product(self.pool, product_id)
+
+    @use_case
     async def update_product(
         self,
         product_id: int,
@@ -261,14 +278,8 @@ class Chat:
             image_url=image_url,
             status=status,
         )
-        await after_commit(self._status_changed(changed))
+        await after_commit(tell_views(self.pool, self.events, changed))
         return product, changed
-
-    async def _status_changed(self, conversation_ids: list[int]) -> None:
-        for conversation_id in conversation_ids:
-            for user_id in await store.participants(self.pool, conversation_id):
-                view = await store.get_conversation(self.pool, conversation_id, user_id)
-                await self.events.conversation_updated(view)
 
     @use_case
     async def post_system_message(

@@ -64,7 +64,7 @@ HISTORY: tuple[tuple[int, int, list[_Line]], ...] = (
         [
             (701, "text", "Hi! Is the iPhone still available?", {}),
             (702, "text", "Yes, it is. Battery health is 91%.", {}),
-            (701, "offer", "Would you take 420?", {"amount": 42000, "currency": "EUR"}),
+            (701, "offer", "Would you take 420?", {"amount_cents": 42000, "currency": "EUR"}),
         ],
     ),
     (

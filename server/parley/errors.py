@@ -46,6 +46,25 @@ class NotYours(Forbidden):
     code = "not_your_message"
 
 
+class OwnOffer(Forbidden):
+    """Only the other side answers an offer: accepts, declines or counters it."""
+
+    code = "own_offer"
+
+
+class OfferNotOpen(ParleyError):
+    """The offer was already answered, withdrawn or superseded by a newer one: only the
+    conversation's open offer can be acted on."""
+
+    code = "offer_not_open"
+
+
+class NotAnOffer(ParleyError):
+    """An offer action named a message that is not an offer."""
+
+    code = "not_an_offer"
+
+
 class EditWindowClosed(ParleyError):
     """The message is older than the edit window (PARLEY_EDIT_WINDOW_SECONDS)."""
 
@@ -60,7 +79,8 @@ class NotEditable(ParleyError):
 
 
 class ProductUnavailable(ParleyError):
-    """The product is sold or deleted, so no new conversation can start about it."""
+    """The product is sold or deleted, so no new conversation can start about it; or it is
+    not for sale any more (reserved, sold or deleted), so no offer can be made or answered."""
 
     code = "product_unavailable"
 

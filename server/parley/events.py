@@ -71,9 +71,11 @@ class Events:
             batch += _addressed(parties, protocol.MessageNew(message=message), skip)
         await self._publish(batch)
 
-    async def system_message(self, message: Message, user_ids: Iterable[int]) -> None:
-        """message.new of a marketplace notice, to the sides it shows for."""
-        await self.publish(user_ids, protocol.MessageNew(message=message))
+    async def system_message(
+        self, message: Message, user_ids: Iterable[int], skip: str = ""
+    ) -> None:
+        """message.new of a notice, to the sides it shows for (every socket but ``skip``)."""
+        await self.publish(user_ids, protocol.MessageNew(message=message), skip)
 
     async def message_updated(self, message: Message, skip: str = "") -> None:
         """An edited or unsent message, to every socket of both participants but ``skip``."""

@@ -134,6 +134,10 @@ class UserAnswer(msgspec.Struct, frozen=True):
     user: User
 
 
+class ProductView(msgspec.Struct, frozen=True):
+    product: Product
+
+
 class ProductAnswer(msgspec.Struct, frozen=True):
     product: Product
     changed_conversations: list[int]
@@ -246,6 +250,11 @@ async def put_product(request: Request, product_id: int, body: ProductBody) -> R
     return _json(ProductAnswer(product, changed))
 
 
+async def get_product(request: Request, product_id: int, _: None) -> Response:
+    chat: Chat = request.app.state.services.chat
+    return _json(ProductView(await chat.product(product_id)))
+
+
 async def post_system_message(
     request: Request, conversation_id: int, body: SystemMessageBody
 ) -> Response:
@@ -292,6 +301,14 @@ OPERATIONS: Final[list[Operation]] = [
         put_product,
     ),
     Operation(
+        "GET",
+        "/internal/products/{id}",
+        "A listing as Parley has it: status `reserved` (with `reserved_for`) after an accept",
+        None,
+        {200: ("the product", ProductView), 404: ("no such product (`not_found`)", None)},
+        get_product,
+    ),
+    Operation(
         "POST",
         "/internal/conversations/{id}/messages",
         "Post a system notice in a conversation (idempotent on client_msg_id)",
@@ -336,5 +353,22 @@ def routes() -> list[BaseRoute]:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/internal/openapi.json", openapi_document),
-        *(Route(op.path, internal(op), methods=[op.method]) for op in OPERATIONS),
+        *_internal_routes(),
     ]
+
+
+def _internal_routes() -> list[BaseRoute]:
+    """One route per path, whatever its methods, so a 405 lists all of them in ``Allow``."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for op in OPERATIONS:
+        by_path.setdefault(op.path, {})[op.method] = internal(op)
+
+    def route(path: str, endpoints: dict[str, Callable[[Request], Awaitable[Response]]]) -> Route:
+        async def endpoint(request: Request) -> Response:
+            # Starlette answers HEAD wherever GET is allowed.
+            method = "GET" if request.method == "HEAD" else request.method
+            return await endpoints[method](request)
+
+        return Route(path, endpoint, methods=list(endpoints))
+
+    return [route(path, endpoints) for path, endpoints in by_path.items()]

@@ -10,8 +10,9 @@ import msgspec
 MessageType = Literal["text", "image", "offer", "system"]
 MESSAGE_TYPES: frozenset[str] = frozenset({"text", "image", "offer", "system"})
 Role = Literal["buyer", "seller"]
-ProductStatus = Literal["active", "sold", "deleted"]
-PRODUCT_STATUSES: frozenset[str] = frozenset({"active", "sold", "deleted"})
+ProductStatus = Literal["active", "reserved", "sold", "deleted"]
+PRODUCT_STATUSES: frozenset[str] = frozenset({"active", "reserved", "sold", "deleted"})
+OfferStatus = Literal["open", "accepted", "declined", "countered", "withdrawn", "superseded"]
 
 
 class User(msgspec.Struct, frozen=True):
@@ -28,6 +29,7 @@ class Product(msgspec.Struct, frozen=True):
     currency: str
     image_url: str | None
     status: ProductStatus
+    reserved_for: int | None = None  # the buyer whose accepted offer reserved it
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -46,6 +48,9 @@ class Message(msgspec.Struct, frozen=True):
     # Set once the sender edits or unsends it (an unsent message has no content any more).
     edited_at: datetime | None = None
     unsent_at: datetime | None = None
+    # An offer's state (sql/007): open until accepted, declined, countered, withdrawn or
+    # superseded by a newer offer; None for every other type.
+    offer_status: OfferStatus | None = None
 
 
 class Conversation(msgspec.Struct, frozen=True):
@@ -92,6 +97,17 @@ class InboxPage(msgspec.Struct, frozen=True):
 class SentMessage(msgspec.Struct, frozen=True):
     message: Message
     replayed: bool  # True when client_msg_id matched an earlier send: nothing was written
+
+
+class OfferOutcome(msgspec.Struct, frozen=True):
+    """What one answer to an offer changed, all in one commit."""
+
+    offer: Message  # the offer, in its new state
+    messages: list[Message]  # new in its conversation, in seq order: the notice, the counter
+    # Other buyers' open offers an accept declined, each with the notice that says so.
+    declined: list[tuple[Message, Message]] = []
+    product: Product | None = None  # the listing, when its status changed (reserved)
+    conversations: list[int] = []  # the listing's conversations, when its status changed
 
 
 class ReadReceipt(msgspec.Struct, frozen=True):

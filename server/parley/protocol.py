@@ -18,6 +18,7 @@ from parley.models import Conversation, Message, User
 from parley.validation import (
     MAX_ID,
     MAX_JSON_DEPTH,
+    MAX_OFFER_AMOUNT,
     MAX_SYNC_CONVERSATIONS,
     ClientMsgId,
     Id,
@@ -122,6 +123,23 @@ class MessageReport(Request, tag="message.report", frozen=True):
     reason: str
 
 
+class OfferAccept(Request, tag="offer.accept", frozen=True):
+    message_id: Id
+
+
+class OfferDecline(Request, tag="offer.decline", frozen=True):
+    message_id: Id
+
+
+class OfferCounter(Request, tag="offer.counter", frozen=True):
+    message_id: Id
+    amount_cents: Annotated[int, msgspec.Meta(ge=1, le=MAX_OFFER_AMOUNT)]
+
+
+class OfferWithdraw(Request, tag="offer.withdraw", frozen=True):
+    message_id: Id
+
+
 class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
     """A typing indicator. Its id is optional: without one, no reply is sent."""
 
@@ -150,6 +168,10 @@ ClientFrame = (
     | MessageEdit
     | MessageUnsend
     | MessageReport
+    | OfferAccept
+    | OfferDecline
+    | OfferCounter
+    | OfferWithdraw
 )
 CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
     str(cls.__struct_config__.tag): cls
@@ -169,6 +191,10 @@ CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
         MessageEdit,
         MessageUnsend,
         MessageReport,
+        OfferAccept,
+        OfferDecline,
+        OfferCounter,
+        OfferWithdraw,
     )
 }
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
+from parley import store
 from parley.db import DATABASE_DOWN
 from parley.errors import Unavailable
+
+if TYPE_CHECKING:
+    from parley.events import Events
+    from parley.store._sql import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +47,12 @@ async def after_commit(notification: Awaitable[None]) -> None:
         await notification
     except Exception:
         log.exception("could not publish the events of a committed change")
+
+
+async def tell_views(db: Database, events: Events, conversation_ids: list[int]) -> None:
+    """conversation.updated, each participant's own view, of conversations whose shared
+    state changed (the listing's status): each side sees the change on every device."""
+    for conversation_id in conversation_ids:
+        for user_id in await store.participants(db, conversation_id):
+            view = await store.get_conversation(db, conversation_id, user_id)
+            await events.conversation_updated(view)

@@ -151,7 +151,9 @@ def is_currency(value: object) -> bool:
 def check_product(status: str, currency: str, price_cents: int | None) -> None:
     """The product fields the marketplace sends; raises InvalidArgument."""
     if status not in PRODUCT_STATUSES:
-        raise InvalidArgument(f"product status must be active, sold or deleted, not {status!r}")
+        raise InvalidArgument(
+            f"product status must be active, reserved, sold or deleted, not {status!r}"
+        )
     if not is_currency(currency):
         raise InvalidArgument(
             f"currency must be three capital letters (ISO 4217), not {currency!r}"
@@ -211,7 +213,7 @@ def validate_message(
     """Check a message against the per-type rules without touching the database.
 
     text and system need non-blank content; image needs ``metadata.url`` (https) and may
-    have a caption; offer needs ``metadata.amount`` (a positive whole number of minor units)
+    have a caption; offer needs ``metadata.amount_cents`` (a positive whole number of minor units)
     and ``metadata.currency`` (ISO 4217). Raises a subclass of InvalidMessage.
     """
     if message_type not in MESSAGE_TYPES:
@@ -240,13 +242,18 @@ def validate_message(
         if not isinstance(url, str) or not is_https_url(url):
             raise InvalidMetadata("an image message needs metadata.url, an https:// URL")
     elif message_type == "offer":
-        amount = metadata.get("amount")
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise InvalidMetadata("an offer needs metadata.amount, a positive whole number")
-        if amount > MAX_OFFER_AMOUNT:
-            raise InvalidMetadata("metadata.amount is too large")
+        check_amount(metadata.get("amount_cents"))
         if not is_currency(metadata.get("currency")):
             raise InvalidMetadata("an offer needs metadata.currency, three capital letters")
+
+
+def check_amount(amount: object) -> int:
+    """An offer's amount_cents: a positive whole number of minor units, at most 2^53."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InvalidMetadata("an offer needs amount_cents, a positive whole number")
+    if amount > MAX_OFFER_AMOUNT:
+        raise InvalidMetadata("amount_cents is too large")
+    return amount
 
 
 def check_sender(message_type: str, sender_id: int | None) -> None:

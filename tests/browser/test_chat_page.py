@@ -195,3 +195,37 @@ async def test_a_message_reported_from_the_page_reaches_the_moderation_queue(
     [row] = await pool.fetch("SELECT reporter_id, reason, status FROM reports")
     assert tuple(row) == (702, "lowball and rude", "open")
     assert console.problems == []
+
+
+async def test_an_offer_made_and_accepted_from_the_page_reserves_the_listing(
+    browser: Browser, demo_gateway: Gateway, pool: asyncpg.Pool
+) -> None:
+    console = ConsoleWatch()
+    buyer = await log_in(browser, demo_gateway, "John", console)
+    seller = await log_in(browser, demo_gateway, "Mary", console)
+    await buyer.locator("#inbox li", has_text="iPhone 13").click()
+    await seller.locator("#inbox li", has_text="iPhone 13").click()
+    first = seller.locator("#messages .message.theirs", has_text="Would you take 420?")
+    await expect(first.get_by_role("button", name="Accept")).to_be_visible(timeout=WAIT_MS)
+    # John offers 400 from the composer: it replaces his open offer of 420 on both pages.
+    buyer.once("dialog", lambda dialog: dialog.accept("400"))
+    await buyer.get_by_role("button", name="Offer", exact=True).click()
+    newer = seller.locator("#messages .message.theirs .offer").last
+    await expect(newer.locator(".amount")).to_contain_text("400", timeout=WAIT_MS)
+    await expect(first.locator(".offer-status")).to_have_text("Replaced by a newer offer")
+    await expect(first.get_by_role("button", name="Accept")).to_have_count(0)
+    mine = buyer.locator("#messages .message.mine .offer").last
+    await expect(mine.get_by_role("button", name="Withdraw")).to_be_visible()
+    # Mary accepts it: both see it accepted, the notice, and the listing reserved.
+    await newer.get_by_role("button", name="Accept").click()
+    for page, card in ((seller, newer), (buyer, mine)):
+        await expect(card.locator(".offer-status")).to_have_text("Accepted", timeout=WAIT_MS)
+        await expect(card.get_by_role("button")).to_have_count(0)
+        notice = page.locator("#messages .message.system").last
+        await expect(notice).to_contain_text("Mary accepted €400.00", timeout=WAIT_MS)
+        await expect(page.locator("#conversation-peer")).to_contain_text(
+            "Reserved", timeout=WAIT_MS
+        )
+    product = await store.get_product(pool, 7010)
+    assert (product.status, product.reserved_for) == ("reserved", 701)
+    assert console.problems == []

@@ -104,7 +104,10 @@ async def test_what_cannot_change_is_refused_with_its_reason(
     conversation = await world.open()
     async with gateway.connect(701) as john:
         offer = await john.send_message(
-            conversation.id, "", message_type="offer", metadata={"amount": 40000, "currency": "EUR"}
+            conversation.id,
+            "",
+            message_type="offer",
+            metadata={"amount_cents": 40000, "currency": "EUR"},
         )
         assert (await john.error("message.edit", message_id=offer["id"], content="x"))[
             "code"

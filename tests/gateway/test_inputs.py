@@ -83,7 +83,7 @@ BAD_INPUTS = [
     ),
     BadInput(
         "offer of a negative amount",
-        lambda c: send(c, message_type="offer", metadata={"amount": -5, "currency": "EUR"}),
+        lambda c: send(c, message_type="offer", metadata={"amount_cents": -5, "currency": "EUR"}),
         "invalid_metadata",
     ),
     BadInput("unknown conversation", lambda c: send(c, conversation_id=c + 1000), "not_found"),
@@ -196,7 +196,7 @@ BAD_INPUTS = [
     BadInput("a lone combining mark", lambda c: send(c, content="\u0301"), "empty_content"),
     BadInput(
         "offer currency with a newline",
-        lambda c: send(c, message_type="offer", metadata={"amount": 5, "currency": "EUR\n"}),
+        lambda c: send(c, message_type="offer", metadata={"amount_cents": 5, "currency": "EUR\n"}),
         "invalid_metadata",
     ),
     BadInput(

@@ -9,14 +9,13 @@ import httpx
 import pytest
 
 from tests.clients import Client, Gateway
-from tests.test_http import backend  # noqa: F401  (the fixture)
 from tests.world import World
 
 Backend = tuple[Gateway, httpx.AsyncClient]
 
 
 @pytest.fixture
-async def scene(backend: Backend, world: World) -> AsyncIterator[tuple[Client, Client, int]]:  # noqa: F811
+async def scene(backend: Backend, world: World) -> AsyncIterator[tuple[Client, Client, int]]:
     gateway, _ = backend
     conversation = await world.open()
     async with gateway.connect(701) as john, gateway.connect(702) as mary:
@@ -24,7 +23,7 @@ async def scene(backend: Backend, world: World) -> AsyncIterator[tuple[Client, C
 
 
 async def test_a_report_is_stored_once_and_reaches_the_queue_with_the_evidence(
-    backend: Backend,  # noqa: F811
+    backend: Backend,
     scene: tuple[Client, Client, int],
 ) -> None:
     _, http = backend
@@ -60,7 +59,7 @@ async def test_a_report_is_stored_once_and_reaches_the_queue_with_the_evidence(
 
 
 async def test_what_cannot_be_reported_is_refused(
-    backend: Backend,  # noqa: F811
+    backend: Backend,
     scene: tuple[Client, Client, int],
 ) -> None:
     gateway, http = backend
@@ -84,7 +83,7 @@ async def test_what_cannot_be_reported_is_refused(
 
 
 async def test_the_queue_pages_and_refuses_bad_queries(
-    backend: Backend,  # noqa: F811
+    backend: Backend,
     scene: tuple[Client, Client, int],
 ) -> None:
     _, http = backend

@@ -143,10 +143,10 @@ async def test_image_and_offer_messages_carry_their_metadata(world: World) -> No
         world.john,
         "Would you take 400?",
         message_type="offer",
-        metadata={"amount": 40000, "currency": "EUR"},
+        metadata={"amount_cents": 40000, "currency": "EUR"},
     )
     assert image.message.metadata == {"url": "https://cdn.example.com/p/1.jpg", "width": 800}
-    assert offer.message.metadata == {"amount": 40000, "currency": "EUR"}
+    assert offer.message.metadata == {"amount_cents": 40000, "currency": "EUR"}
     assert offer.message.message_type == "offer"
 
 
@@ -194,22 +194,22 @@ BAD_MESSAGES: list[tuple[str, dict[str, Any], type[ParleyError]]] = [
     ),
     (
         "offer without currency",
-        {"message_type": "offer", "metadata": {"amount": 10}},
+        {"message_type": "offer", "metadata": {"amount_cents": 10}},
         InvalidMetadata,
     ),
     (
         "offer of zero",
-        {"message_type": "offer", "metadata": {"amount": 0, "currency": "EUR"}},
+        {"message_type": "offer", "metadata": {"amount_cents": 0, "currency": "EUR"}},
         InvalidMetadata,
     ),
     (
         "offer of a fraction",
-        {"message_type": "offer", "metadata": {"amount": 9.5, "currency": "EUR"}},
+        {"message_type": "offer", "metadata": {"amount_cents": 9.5, "currency": "EUR"}},
         InvalidMetadata,
     ),
     (
         "offer in lowercase currency",
-        {"message_type": "offer", "metadata": {"amount": 10, "currency": "eur"}},
+        {"message_type": "offer", "metadata": {"amount_cents": 10, "currency": "eur"}},
         InvalidMetadata,
     ),
     ("empty client_msg_id", {"client_msg_id": ""}, InvalidArgument),

@@ -13,6 +13,7 @@ from typing import Any, Final, Protocol, TypeVar
 from parley import protocol
 from parley.chat import Chat
 from parley.gateway.ratelimit import TokenBucket
+from parley.models import OfferOutcome
 
 
 class Caller(Protocol):
@@ -115,6 +116,44 @@ async def _report(caller: Caller, frame: protocol.MessageReport) -> object:
         caller.user_id, frame.message_id, frame.reason
     )
     return {"report": report, "created": created}
+
+
+def _answered(outcome: OfferOutcome) -> object:
+    # Only this conversation's part: other buyers' declined offers are not the caller's.
+    return {"offer": outcome.offer, "messages": outcome.messages}
+
+
+@_handles(protocol.OfferAccept)
+async def _accept(caller: Caller, frame: protocol.OfferAccept) -> object:
+    outcome = await caller.chat.offers.answer(
+        caller.user_id, frame.message_id, "accept", connection_id=caller.connection_id
+    )
+    return _answered(outcome)
+
+
+@_handles(protocol.OfferDecline)
+async def _decline(caller: Caller, frame: protocol.OfferDecline) -> object:
+    outcome = await caller.chat.offers.answer(
+        caller.user_id, frame.message_id, "decline", connection_id=caller.connection_id
+    )
+    return _answered(outcome)
+
+
+@_handles(protocol.OfferCounter)
+async def _counter(caller: Caller, frame: protocol.OfferCounter) -> object:
+    caller.message_rate.spend("messages")
+    outcome = await caller.chat.offers.answer(
+        caller.user_id, frame.message_id, "counter", frame.amount_cents, caller.connection_id
+    )
+    return _answered(outcome)
+
+
+@_handles(protocol.OfferWithdraw)
+async def _withdraw(caller: Caller, frame: protocol.OfferWithdraw) -> object:
+    outcome = await caller.chat.offers.answer(
+        caller.user_id, frame.message_id, "withdraw", connection_id=caller.connection_id
+    )
+    return _answered(outcome)
 
 
 @_handles(protocol.MessageHistory)

@@ -15,6 +15,7 @@ import {
 } from "/static/conversation.js";
 import { el, byId, show } from "/static/dom.js";
 import { refreshInbox, remember, renderInbox, selectTab } from "/static/inbox.js";
+import { makeOffer } from "/static/offers.js";
 import { state } from "/static/state.js";
 
 async function start() {
@@ -204,6 +205,7 @@ byId("archive").addEventListener("click", async () => {
 });
 byId("back").addEventListener("click", closeConversation);
 byId("cancel-edit").addEventListener("click", stopEditing);
+byId("make-offer").addEventListener("click", makeOffer);
 byId("text").addEventListener("keydown", (event) => {
   if (event.key === "Escape" && state.editing != null) stopEditing();
 });

@@ -2,6 +2,7 @@
 
 import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
 import { renderInbox } from "/static/inbox.js";
+import { offerCard } from "/static/offers.js";
 import { state } from "/static/state.js";
 
 const PAGE = 30; // messages per history page
@@ -40,10 +41,10 @@ export function renderHead() {
   const conversation = state.open;
   if (!conversation) return;
   byId("conversation-title").textContent = conversation.product.title;
-  byId("conversation-peer").textContent = `${conversation.peer.display_name} · ${formatMoney(
-    conversation.product.price_cents,
-    conversation.product.currency,
-  )}`;
+  const status = conversation.product.status;
+  const price = formatMoney(conversation.product.price_cents, conversation.product.currency);
+  const forSale = status === "active" ? "" : ` · ${status[0].toUpperCase()}${status.slice(1)}`;
+  byId("conversation-peer").textContent = `${conversation.peer.display_name} · ${price}${forSale}`;
   const image = /** @type {HTMLImageElement} */ (byId("conversation-image"));
   const url = conversation.product.image_url ?? "";
   if (url.startsWith("https://") || url.startsWith("/")) image.src = url;
@@ -73,13 +74,7 @@ function bubble(message) {
   if (message.unsent_at) {
     body = el("div", { class: "bubble unsent" }, [mine ? "You unsent a message" : "Message unsent"]);
   } else if (message.message_type === "offer") {
-    body = el("div", { class: "offer" }, [
-      el("div", { class: "label" }, [mine ? "Your offer" : "Offer"]),
-      el("div", { class: "amount" }, [
-        formatMoney(message.metadata?.amount, message.metadata?.currency),
-      ]),
-      message.content ? el("div", {}, [message.content]) : "",
-    ]);
+    body = offerCard(message, mine);
   } else {
     body = el("div", { class: "bubble" }, [message.content]);
   }
@@ -152,6 +147,11 @@ export function stopEditing() {
   input.value = "";
   input.placeholder = "Write a message…";
   byId("editing").hidden = true;
+}
+
+/** Every bubble again: what they offer depends on the conversation (a listing reserved). */
+export function rerender() {
+  for (const message of state.messages.values()) replace(message);
 }
 
 /** An edited or unsent message takes its old one's place. @param {any} message */

@@ -1,7 +1,7 @@
 // The inbox (and the demo's listings): one row per conversation, newest first.
 
 import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
-import { openConversation, renderHead, renderSeen } from "/static/conversation.js";
+import { openConversation, renderHead, renderSeen, rerender } from "/static/conversation.js";
 import { state } from "/static/state.js";
 
 export async function refreshInbox() {
@@ -22,8 +22,10 @@ export function remember(conversation) {
   if (inThisTab && listed) state.conversations.set(conversation.id, conversation);
   else state.conversations.delete(conversation.id);
   if (state.open && state.open.id === conversation.id) {
+    const statusMoved = state.open.product.status !== conversation.product.status;
     state.open = conversation;
     renderHead();
+    if (statusMoved) rerender();
     renderSeen();
   }
   renderInbox();

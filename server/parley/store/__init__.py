@@ -28,6 +28,7 @@ from parley.store.messages import (
     send_many,
     send_message,
 )
+from parley.store.offers import OfferAction, answer_offer, make_offer
 from parley.store.reads import (
     BADGES_QUERY,
     MARK_READ_QUERY,
@@ -38,7 +39,7 @@ from parley.store.reads import (
     unread_total,
 )
 from parley.store.reports import report_cases, report_message, resolve_report
-from parley.store.users_products import ensure_user, upsert_product, upsert_user
+from parley.store.users_products import ensure_user, get_product, upsert_product, upsert_user
 
 __all__ = [
     "BADGES_QUERY",
@@ -48,7 +49,9 @@ __all__ = [
     "MARK_READ_QUERY",
     "SEND_MANY_QUERY",
     "UNREAD_TOTAL_QUERY",
+    "OfferAction",
     "SendRequest",
+    "answer_offer",
     "archive",
     "badge_of",
     "badges",
@@ -56,8 +59,10 @@ __all__ = [
     "edit_message",
     "ensure_user",
     "get_conversation",
+    "get_product",
     "history",
     "inbox",
+    "make_offer",
     "mark_read",
     "message_versions",
     "messages_after",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 MESSAGE_COLUMNS: Final = (
     "id, conversation_id, seq, sender_id, recipient_id, message_type, content, metadata,"
-    " client_msg_id, is_read, read_at, created_at, edited_at, unsent_at"
+    " client_msg_id, is_read, read_at, created_at, edited_at, unsent_at, offer_status"
 )
 
 # What a Conversation record needs beside the conversation row (aliased c, or page in the
@@ -31,6 +31,7 @@ MESSAGE_COLUMNS: Final = (
 VIEW_COLUMNS: Final = """
            p.seller_id AS p_seller_id, p.title AS p_title, p.price_cents AS p_price_cents,
            p.currency AS p_currency, p.image_url AS p_image_url, p.status AS p_status,
+           p.reserved_for AS p_reserved_for,
            u.id AS u_id, u.display_name AS u_display_name, u.avatar_url AS u_avatar_url,
            coalesce(bv.version, 0) AS unread_version
 """

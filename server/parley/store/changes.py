@@ -36,10 +36,12 @@ _EDIT: Final = f"""
     RETURNING {MESSAGE_COLUMNS}
 """
 # Unread at the time, it becomes read: the recipient's counter and badge drop once (sql/004).
+# An open offer taken back is withdrawn.
 _UNSEND: Final = f"""
     UPDATE messages
        SET content = '', metadata = '{{}}'::jsonb, unsent_at = now(),
-           is_read = true, read_at = coalesce(read_at, now())
+           is_read = true, read_at = coalesce(read_at, now()),
+           offer_status = CASE offer_status WHEN 'open' THEN 'withdrawn' ELSE offer_status END
      WHERE id = $1
     RETURNING {MESSAGE_COLUMNS}
 """
@@ -72,6 +74,8 @@ async def unsend_message(
     message_versions. Returns the message and whether it was unread (a badge dropped)."""
     async with connection(db) as conn, conn.transaction():
         message = await _changeable(conn, user_id, message_id, limits, now)
+        if message.offer_status == "accepted":
+            raise NotEditable("an accepted offer is a deal: it stays")
         await conn.execute(_KEEP_VERSION, message_id, "unsend", user_id)
         unsent = await _changed(conn, _UNSEND, message_id)
         return unsent, not message.is_read

@@ -275,6 +275,7 @@ def conversation_view(row: asyncpg.Record, user_id: int) -> Conversation:
             currency=row["p_currency"],
             image_url=row["p_image_url"],
             status=row["p_status"],
+            reserved_for=row["p_reserved_for"],
         ),
         peer=User(
             id=row["u_id"], display_name=row["u_display_name"], avatar_url=row["u_avatar_url"]

@@ -12,7 +12,14 @@ import asyncpg
 import msgspec
 
 from parley.config import Limits
-from parley.errors import ClientMsgIdConflict, InvalidArgument, NotFound, ParleyError
+from parley.errors import (
+    ClientMsgIdConflict,
+    InvalidArgument,
+    InvalidMetadata,
+    NotFound,
+    ParleyError,
+    ProductUnavailable,
+)
 from parley.models import Message, SentMessage
 from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant, peer
 from parley.validation import (
@@ -39,14 +46,14 @@ class SendRequest(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = {}
 
 
-_INSERT_SYSTEM: Final = f"""
+INSERT_SYSTEM: Final = f"""
     INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,
                           content, metadata, client_msg_id)
     SELECT c.id, NULL, NULL, 'system', $2, $3, $4 FROM conversations c WHERE c.id = $1
     RETURNING {MESSAGE_COLUMNS}
 """
 
-_INSERT_USER: Final = f"""
+INSERT_USER: Final = f"""
     INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,
                           content, metadata, client_msg_id)
     SELECT c.id, $2, {peer("$2")}, $3, $4, $5, $6
@@ -82,11 +89,11 @@ async def send_message(
     try:
         if sender_id is None:
             row = await db.fetchrow(
-                _INSERT_SYSTEM, conversation_id, content, metadata, client_msg_id
+                INSERT_SYSTEM, conversation_id, content, metadata, client_msg_id
             )
         else:
             row = await db.fetchrow(
-                _INSERT_USER,
+                INSERT_USER,
                 conversation_id,
                 sender_id,
                 message_type,
@@ -94,17 +101,29 @@ async def send_message(
                 metadata,
                 client_msg_id,
             )
+    except asyncpg.CheckViolationError as error:
+        raise insert_refusal(error) from None
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "messages_sender_client_msg_id":
             raise
         # No ON CONFLICT DO NOTHING here: the seq trigger would keep its increment for the
         # skipped row. The failed INSERT rolled back whole, so nothing was written.
-        original = await db.fetchrow(_EXISTING_ONE, sender_id, client_msg_id)
+        original = await db.fetchrow(EXISTING_ONE, sender_id, client_msg_id)
         assert original is not None, "a unique violation means the row exists"
         return replay(Message(**original), conversation_id, message_type, content)
     if row is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return SentMessage(message=Message(**row), replayed=False)
+
+
+def insert_refusal(error: asyncpg.CheckViolationError) -> ParleyError:
+    """The refusal a rule of sql/007 raised on an INSERT of an offer, as the caller's error;
+    any other CHECK is a bug, and raises as it is."""
+    if error.constraint_name == "offers_need_an_active_product":
+        return ProductUnavailable(str(error))
+    if error.constraint_name == "offers_in_the_listing_currency":
+        return InvalidMetadata(str(error))
+    raise error
 
 
 def replay(original: Message, conversation_id: int, message_type: str, content: str) -> SentMessage:
@@ -121,7 +140,7 @@ def replay(original: Message, conversation_id: int, message_type: str, content: 
     return SentMessage(message=original, replayed=True)
 
 
-_EXISTING_ONE: Final = f"""
+EXISTING_ONE: Final = f"""
     SELECT {MESSAGE_COLUMNS} FROM messages
      WHERE sender_id IS NOT DISTINCT FROM $1 AND client_msg_id = $2
 """
@@ -188,7 +207,9 @@ async def send_many(
             [metadata[i] for i in batch],
             [requests[i].client_msg_id for i in batch],
         )
-    except asyncpg.UniqueViolationError:
+    except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError):
+        # One send of the batch broke a rule the statement checks (an offer on a sold
+        # listing): the statement wrote nothing; each send goes alone, to be told apart.
         return [
             result if result is not None else await _send_one(db, request, limits)
             for result, request in zip(results, requests, strict=True)

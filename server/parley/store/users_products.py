@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
-from parley.errors import Forbidden, NotFound
+from parley.errors import Forbidden, InvalidArgument, NotFound
 from parley.models import Product, User
 from parley.store._sql import connection
 from parley.validation import check_id, check_name, check_product, check_url
@@ -63,6 +63,21 @@ async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int]:
     return user, int(row["unread_total"]), int(row["unread_version"])
 
 
+_PRODUCT_COLUMNS: Final = (
+    "id, seller_id, title, price_cents, currency, image_url, status, reserved_for"
+)
+
+
+async def get_product(db: Database, product_id: int) -> Product:
+    """The product as Parley has it: the marketplace's fields, and its status, which an
+    accepted offer may have moved to ``reserved`` (for ``reserved_for``)."""
+    check_id(product_id, "product_id")
+    row = await db.fetchrow(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE id = $1", product_id)
+    if row is None:
+        raise NotFound(f"product {product_id} not found")
+    return Product(**row)
+
+
 async def upsert_product(
     db: Database,
     product_id: int,
@@ -91,7 +106,7 @@ async def upsert_product(
     async with connection(db) as conn, conn.transaction():
         try:
             row = await conn.fetchrow(
-                """
+                f"""
                 INSERT INTO products
                        (id, seller_id, title, price_cents, currency, image_url, status)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -100,7 +115,7 @@ async def upsert_product(
                         currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
                         status = EXCLUDED.status
                     WHERE products.seller_id = EXCLUDED.seller_id
-                RETURNING id, seller_id, title, price_cents, currency, image_url, status
+                RETURNING {_PRODUCT_COLUMNS}
                 """,
                 product_id,
                 seller_id,
@@ -110,6 +125,9 @@ async def upsert_product(
                 image_url,
                 status,
             )
+        except asyncpg.CheckViolationError:
+            # Only an accepted offer reserves a listing; "reserved" keeps a reservation.
+            raise InvalidArgument(f"product {product_id} is not reserved by an offer") from None
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"seller {seller_id} is unknown; upsert the user first") from None
         if row is None:
@@ -120,6 +138,6 @@ async def upsert_product(
             RETURNING id
             """,
             product_id,
-            "active" if status == "active" else "archived",
+            "archived" if status in ("sold", "deleted") else "active",
         )
     return Product(**row), [r["id"] for r in changed]
