@@ -73,6 +73,10 @@ export interface Conversation {
   updated_at: string;
   product: Product;
   peer: User;
+  /** Muted by the viewer until then: its count leaves their total. */
+  muted_until?: string | null;
+  /** The viewer blocked the peer: not in their inbox. */
+  blocked?: boolean;
 }
 
 export interface MessageReport {
@@ -191,6 +195,10 @@ export declare class ParleyClient {
   report(messageId: number, reason: string): Promise<{ report: MessageReport; created: boolean }>;
   offer(conversationId: number, amountCents: number, currency: string, content?: string): Promise<Message>;
   acceptOffer(messageId: number): Promise<OfferAnswer>;
+  block(userId: number): Promise<unknown>;
+  unblock(userId: number): Promise<unknown>;
+  mute(conversationId: number, until?: Date | string): Promise<Conversation>;
+  unmute(conversationId: number): Promise<Conversation>;
   declineOffer(messageId: number): Promise<OfferAnswer>;
   counterOffer(messageId: number, amountCents: number): Promise<OfferAnswer>;
   withdrawOffer(messageId: number): Promise<OfferAnswer>;

@@ -667,6 +667,42 @@ export class ParleyClient {
   }
 
   /**
+   * Block a user: no message passes between you, and your conversations with them leave
+   * your inbox and total. @param {number} userId @returns {Promise<unknown>}
+   */
+  block(userId) {
+    return this._request({ type: "user.block", user_id: userId });
+  }
+
+  /** Take a block back. @param {number} userId @returns {Promise<unknown>} */
+  unblock(userId) {
+    return this._request({ type: "user.unblock", user_id: userId });
+  }
+
+  /**
+   * Mute a conversation (until a time, or until unmuted): its count still moves, but it
+   * leaves the total. @param {number} conversationId @param {Date | string} [until]
+   * @returns {Promise<Conversation>}
+   */
+  async mute(conversationId, until) {
+    /** @type {Record<string, unknown>} */
+    const frame = { type: "conversation.mute", conversation_id: conversationId };
+    if (until != null) frame.until = until instanceof Date ? until.toISOString() : until;
+    const data = /** @type {any} */ (await this._request(frame));
+    this._emit("conversation", data.conversation);
+    return data.conversation;
+  }
+
+  /** @param {number} conversationId @returns {Promise<Conversation>} */
+  async unmute(conversationId) {
+    const data = /** @type {any} */ (
+      await this._request({ type: "conversation.unmute", conversation_id: conversationId })
+    );
+    this._emit("conversation", data.conversation);
+    return data.conversation;
+  }
+
+  /**
    * Report the other side's message for moderation (once; again returns the first report).
    * @param {number} messageId @param {string} reason
    * @returns {Promise<{report: import("./parley").MessageReport, created: boolean}>}

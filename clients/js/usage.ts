@@ -29,6 +29,10 @@ export async function example(): Promise<Message[]> {
   await client.acceptOffer(countered.messages[1].id);
   await client.declineOffer(made.id).catch(() => undefined);
   await client.withdrawOffer(made.id).catch(() => undefined);
+  await client.mute(conversation.id, new Date(Date.now() + 3_600_000));
+  await client.unmute(conversation.id);
+  await client.block(conversation.peer.id);
+  await client.unblock(conversation.peer.id);
   const receipt = await client.markRead(conversation.id, conversation.last_seq);
   console.log(receipt.unread_count);
   client.typing(conversation.id);

@@ -96,6 +96,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             services = app.state.services = Services(settings, pool, hub, events, chat)
             reporter = asyncio.create_task(services.report_pool(), name="pool-metrics")
             stack.callback(reporter.cancel)
+            sweeper = asyncio.create_task(
+                chat.controls.sweep(settings.mute_sweep_seconds), name="mute-sweep"
+            )
+            stack.callback(sweeper.cancel)
             gateway = app.state.gateway = Gateway(settings, chat, hub)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)

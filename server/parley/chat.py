@@ -19,6 +19,7 @@ from parley import metrics, store
 from parley.batching import Batcher
 from parley.changes import MessageChanges
 from parley.config import Limits
+from parley.controls import Controls
 from parley.errors import NotFound, ParleyError
 from parley.events import Events
 from parley.models import (
@@ -68,6 +69,7 @@ class Chat:
         self.changes = MessageChanges(pool, events, limits)
         self.moderation = Moderation(pool)
         self.offers = Offers(pool, events, limits)
+        self.controls = Controls(pool, events)
 
     async def idle(self) -> None:
         """Wait until the events of everything committed so far are with the broker."""
@@ -207,6 +209,8 @@ class Chat:
         """The user is typing (or stopped) in a conversation they are part of."""
         peer = await self._peer(user_id, conversation_id)
         if state == "start":
+            if await store.blocked_between(self.pool, user_id, peer):
+                return  # neither side of a block learns the other is typing
             self.typing_tracker.start(user_id, conversation_id, peer, connection_id)
         else:
             self.typing_tracker.stop(user_id, conversation_id)

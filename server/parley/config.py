@@ -58,6 +58,8 @@ class Settings:
     send_batch_in_flight: int = 1
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
+    # How often each process ends the mutes whose time is up (how late a mute may end).
+    mute_sweep_seconds: float = 5.0
     # Demo mode: a seeded marketplace and /demo/token, which hands a token to anyone who asks.
     demo: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -98,6 +100,7 @@ class Settings:
             send_batch_in_flight=max(
                 1, read.integer("PARLEY_SEND_BATCH_IN_FLIGHT", default.send_batch_in_flight)
             ),
+            mute_sweep_seconds=read.number("PARLEY_MUTE_SWEEP_SECONDS", default.mute_sweep_seconds),
             ping_interval_seconds=read.number(
                 "PARLEY_PING_INTERVAL_SECONDS", default.ping_interval_seconds
             ),

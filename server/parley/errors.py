@@ -46,6 +46,13 @@ class NotYours(Forbidden):
     code = "not_your_message"
 
 
+class Blocked(ParleyError):
+    """A block stands between the two users (either blocked the other): no message passes
+    between them, and no new conversation starts."""
+
+    code = "blocked"
+
+
 class OwnOffer(Forbidden):
     """Only the other side answers an offer: accepts, declines or counters it."""
 

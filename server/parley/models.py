@@ -78,6 +78,10 @@ class Conversation(msgspec.Struct, frozen=True):
     updated_at: datetime
     product: Product
     peer: User
+    # The viewer's controls: muted until then (its count leaves their total), and whether
+    # they blocked the peer (then it is not in their inbox).
+    muted_until: datetime | None = None
+    blocked: bool = False
 
     @property
     def viewer_id(self) -> int:

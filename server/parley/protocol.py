@@ -140,6 +140,24 @@ class OfferWithdraw(Request, tag="offer.withdraw", frozen=True):
     message_id: Id
 
 
+class UserBlock(Request, tag="user.block", frozen=True):
+    user_id: Id
+
+
+class UserUnblock(Request, tag="user.unblock", frozen=True):
+    user_id: Id
+
+
+class ConversationMute(Request, tag="conversation.mute", frozen=True):
+    conversation_id: Id
+    # RFC 3339 with an offset; null: until unmuted.
+    until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+class ConversationUnmute(Request, tag="conversation.unmute", frozen=True):
+    conversation_id: Id
+
+
 class Typing(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
     """A typing indicator. Its id is optional: without one, no reply is sent."""
 
@@ -172,6 +190,10 @@ ClientFrame = (
     | OfferDecline
     | OfferCounter
     | OfferWithdraw
+    | UserBlock
+    | UserUnblock
+    | ConversationMute
+    | ConversationUnmute
 )
 CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
     str(cls.__struct_config__.tag): cls
@@ -195,6 +217,10 @@ CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
         OfferDecline,
         OfferCounter,
         OfferWithdraw,
+        UserBlock,
+        UserUnblock,
+        ConversationMute,
+        ConversationUnmute,
     )
 }
 

@@ -229,3 +229,23 @@ async def test_an_offer_made_and_accepted_from_the_page_reserves_the_listing(
     product = await store.get_product(pool, 7010)
     assert (product.status, product.reserved_for) == ("reserved", 701)
     assert console.problems == []
+
+
+async def test_mute_and_block_from_the_page(
+    browser: Browser, demo_gateway: Gateway, pool: asyncpg.Pool
+) -> None:
+    console = ConsoleWatch()
+    seller = await log_in(browser, demo_gateway, "Mary", console)
+    row = seller.locator("#inbox li", has_text="iPhone 13")
+    await row.click()
+    await seller.get_by_role("button", name="Mute", exact=True).click()
+    await expect(seller.get_by_role("button", name="Unmute")).to_be_visible(timeout=WAIT_MS)
+    muted = await pool.fetchval(
+        "SELECT seller_muted_until FROM conversations WHERE product_id = 7010"
+    )
+    assert muted is not None
+    seller.once("dialog", lambda dialog: dialog.accept())
+    await seller.get_by_role("button", name="Block", exact=True).click()
+    await expect(row).to_have_count(0, timeout=WAIT_MS)
+    assert await store.blocked_users(pool, 702) == [701]
+    assert console.problems == []

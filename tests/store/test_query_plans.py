@@ -135,12 +135,18 @@ async def test_history_is_a_range_scan_of_conversation_seq(populated: asyncpg.Po
     assert not any(n["Node Type"] == "Sort" for n in nodes), "the index gives the order"
 
 
-async def test_the_unread_total_is_one_primary_key_probe_of_badges(
+async def test_the_unread_total_is_a_badge_probe_less_the_silenced(
     populated: asyncpg.Pool,
 ) -> None:
+    # One primary-key probe of badges, and the two partial indexes that hold only muted or
+    # blocked conversations (sql/008): no walk of the user's conversations.
     nodes = await plan_nodes(populated, store.UNREAD_TOTAL_QUERY, ME)
     assert_no_seq_scan(nodes)
-    assert scans(nodes) == {("Index Scan", "badges_pkey")}
+    assert {name for _, name in scans(nodes)} == {
+        "badges_pkey",
+        "conversations_buyer_silenced",
+        "conversations_seller_silenced",
+    }
 
 
 async def test_get_or_create_probes_the_unique_triple(populated: asyncpg.Pool) -> None:

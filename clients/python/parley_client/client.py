@@ -314,6 +314,23 @@ class ParleyClient:
             self._accept(message)
         return data
 
+    async def block(self, user_id: int, *, on: bool = True) -> Frame:
+        """Block a user (``on=False``: unblock): no message passes between you, and your
+        conversations with them leave your inbox and total."""
+        return dict(await self.request({"type": f"user.{'' if on else 'un'}block",
+                                        "user_id": user_id}))  # fmt: skip
+
+    async def mute(self, conversation_id: int, until: str | None = None) -> Frame:
+        """Mute a conversation until ``until`` (RFC 3339), or until unmuted."""
+        frame: Frame = {"type": "conversation.mute", "conversation_id": conversation_id}
+        if until is not None:
+            frame["until"] = until
+        return dict((await self.request(frame))["conversation"])
+
+    async def unmute(self, conversation_id: int) -> Frame:
+        frame = {"type": "conversation.unmute", "conversation_id": conversation_id}
+        return dict((await self.request(frame))["conversation"])
+
     async def report(self, message_id: int, reason: str) -> Frame:
         """Report the other side's message for moderation; returns {"report", "created"}."""
         data: Frame = await self.request(

@@ -156,6 +156,34 @@ async def _withdraw(caller: Caller, frame: protocol.OfferWithdraw) -> object:
     return _answered(outcome)
 
 
+@_handles(protocol.UserBlock)
+async def _block(caller: Caller, frame: protocol.UserBlock) -> object:
+    await caller.chat.controls.block(caller.user_id, frame.user_id)
+    return {"user_id": frame.user_id, "blocked": True}
+
+
+@_handles(protocol.UserUnblock)
+async def _unblock(caller: Caller, frame: protocol.UserUnblock) -> object:
+    await caller.chat.controls.unblock(caller.user_id, frame.user_id)
+    return {"user_id": frame.user_id, "blocked": False}
+
+
+@_handles(protocol.ConversationMute)
+async def _mute(caller: Caller, frame: protocol.ConversationMute) -> object:
+    conversation = await caller.chat.controls.mute(
+        caller.user_id, frame.conversation_id, frame.until, caller.connection_id
+    )
+    return {"conversation": conversation}
+
+
+@_handles(protocol.ConversationUnmute)
+async def _unmute(caller: Caller, frame: protocol.ConversationUnmute) -> object:
+    conversation = await caller.chat.controls.unmute(
+        caller.user_id, frame.conversation_id, caller.connection_id
+    )
+    return {"conversation": conversation}
+
+
 @_handles(protocol.MessageHistory)
 async def _history(caller: Caller, frame: protocol.MessageHistory) -> object:
     messages = await caller.chat.history(

@@ -203,6 +203,30 @@ byId("archive").addEventListener("click", async () => {
   else await state.client.archive(conversation.id);
   closeConversation();
 });
+byId("mute").addEventListener("click", async () => {
+  const conversation = state.open;
+  if (!conversation || !state.client) return;
+  try {
+    if (conversation.muted_until) await state.client.unmute(conversation.id);
+    else await state.client.mute(conversation.id);
+  } catch (error) {
+    console.warn("mute refused:", error);
+  }
+});
+byId("block").addEventListener("click", async () => {
+  const conversation = state.open;
+  if (!conversation || !state.client) return;
+  const peer = conversation.peer;
+  try {
+    if (conversation.blocked) await state.client.unblock(peer.id);
+    else if (window.confirm(`Block ${peer.display_name || "this user"}? Neither of you can message the other.`)) {
+      await state.client.block(peer.id);
+      closeConversation();
+    }
+  } catch (error) {
+    console.warn("block refused:", error);
+  }
+});
 byId("back").addEventListener("click", closeConversation);
 byId("cancel-edit").addEventListener("click", stopEditing);
 byId("make-offer").addEventListener("click", makeOffer);

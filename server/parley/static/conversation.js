@@ -50,6 +50,8 @@ export function renderHead() {
   if (url.startsWith("https://") || url.startsWith("/")) image.src = url;
   else image.removeAttribute("src");
   byId("archive").textContent = conversation.archived ? "Unarchive" : "Archive";
+  byId("mute").textContent = conversation.muted_until ? "Unmute" : "Mute";
+  byId("block").textContent = conversation.blocked ? "Unblock" : "Block";
 }
 
 /** Put a message in its place by seq; a message already shown is left as it is.

@@ -18,7 +18,7 @@ export async function refreshInbox() {
 /** @param {any} conversation */
 export function remember(conversation) {
   const inThisTab = state.tab === (conversation.archived ? "archived" : "inbox");
-  const listed = conversation.last_seq > 0 && !conversation.deleted;
+  const listed = conversation.last_seq > 0 && !conversation.deleted && !conversation.blocked;
   if (inThisTab && listed) state.conversations.set(conversation.id, conversation);
   else state.conversations.delete(conversation.id);
   if (state.open && state.open.id === conversation.id) {

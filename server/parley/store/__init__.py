@@ -5,8 +5,10 @@ Each function takes a pool or a connection, so a use case can run several in one
 transaction. The names below are the store's whole public surface.
 """
 
+from parley.store._sql import blocked_between
 from parley.store.changes import edit_message, message_versions, unsend_message
 from parley.store.checks import recount_counters
+from parley.store.controls import block, blocked_users, end_mutes, mute, unblock, unmute
 from parley.store.conversations import (
     FIND_CONVERSATION_QUERY,
     INBOX_QUERY,
@@ -55,8 +57,12 @@ __all__ = [
     "archive",
     "badge_of",
     "badges",
+    "block",
+    "blocked_between",
+    "blocked_users",
     "delete_for",
     "edit_message",
+    "end_mutes",
     "ensure_user",
     "get_conversation",
     "get_product",
@@ -66,6 +72,7 @@ __all__ = [
     "mark_read",
     "message_versions",
     "messages_after",
+    "mute",
     "open_conversation",
     "participants",
     "participants_shown",
@@ -76,6 +83,8 @@ __all__ = [
     "send_many",
     "send_message",
     "unarchive",
+    "unblock",
+    "unmute",
     "unread_total",
     "unsend_message",
     "upsert_product",

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
 
+from parley.errors import Blocked
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
@@ -57,10 +59,31 @@ def peer(user: str, alias: str = "c") -> str:
     return f"CASE WHEN {alias}.buyer_id = {user} THEN {alias}.seller_id ELSE {alias}.buyer_id END"
 
 
+def silenced(user: str) -> str:
+    """The unread counts of the user's conversations silenced for them (muted, or blocked by
+    them), which their total leaves out (sql/008): two probes of partial indexes that hold
+    only silenced conversations."""
+    return f"""coalesce((SELECT sum(s.n) FROM (
+        SELECT buyer_unread_count AS n FROM conversations
+         WHERE buyer_id = {user} AND (blocked_by_buyer OR buyer_muted_until IS NOT NULL)
+        UNION ALL
+        SELECT seller_unread_count FROM conversations
+         WHERE seller_id = {user} AND (blocked_by_seller OR seller_muted_until IS NOT NULL)
+        ) s), 0)"""
+
+
+def shown_total(user: str, badge: str = "b") -> str:
+    """The total the user's devices show: every conversation's count but the silenced."""
+    return f"(coalesce({badge}.total, 0) - {silenced(user)})::bigint"
+
+
+# Neither side of conversation ``alias`` blocked the other.
+UNBLOCKED: Final = "NOT (c.blocked_by_buyer OR c.blocked_by_seller)"
+
 # The user's badge: (total, version) from their badges row, or (0, 0) before they have one.
-BADGE_OF: Final = """
-    SELECT coalesce(sum(total), 0)::bigint AS total, coalesce(max(version), 0) AS version
-      FROM badges WHERE user_id = $1
+BADGE_OF: Final = f"""
+    SELECT {shown_total("$1")} AS total, coalesce(b.version, 0) AS version
+      FROM (SELECT 1) one LEFT JOIN badges b ON b.user_id = $1
 """
 
 
@@ -78,6 +101,32 @@ def own_cleared(user: str, alias: str = "c") -> str:
         f"CASE WHEN {alias}.buyer_id = {user} THEN {alias}.buyer_cleared_seq"
         f" ELSE {alias}.seller_cleared_seq END"
     )
+
+
+# One lock per pair of users, whichever order they come in: a block and the creation of a
+# conversation between the same two take it, so neither misses the other.
+PAIR_LOCK: Final = """
+    SELECT pg_advisory_xact_lock(
+        hashtextextended(least($1::bigint, $2::bigint) || ':' || greatest($1::bigint, $2::bigint),
+                         8008))
+"""
+BLOCK_BETWEEN: Final = """
+    SELECT 1 FROM blocks
+     WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)
+"""
+
+
+async def blocked_between(db: Database, first: int, second: int) -> bool:
+    """Whether either of the two users blocked the other."""
+    return await db.fetchval(BLOCK_BETWEEN, first, second) is not None
+
+
+async def refuse_if_blocked(conn: Connection, first: int, second: int) -> None:
+    """Blocked, when a block stands between the two; under their pair lock, for a write
+    that must not happen beside one (the caller's transaction holds the lock until commit)."""
+    await conn.execute(PAIR_LOCK, first, second)
+    if await blocked_between(conn, first, second):
+        raise Blocked("you cannot message this user")
 
 
 @contextlib.asynccontextmanager

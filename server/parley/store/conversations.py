@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
-from parley.errors import InvalidArgument, NotFound, OwnProduct, ProductUnavailable
+from parley.errors import Blocked, InvalidArgument, NotFound, OwnProduct, ProductUnavailable
 from parley.models import Conversation, InboxPage, Product, User
-from parley.store._sql import VIEW_COLUMNS, connection, participant, view_joins
+from parley.store._sql import (
+    VIEW_COLUMNS,
+    blocked_between,
+    connection,
+    participant,
+    refuse_if_blocked,
+    view_joins,
+)
 from parley.validation import MAX_ID, check_id, check_page_limit
 
 if TYPE_CHECKING:
@@ -81,6 +88,8 @@ async def open_conversation(
     async with connection(db) as conn:
         existing = await _find_conversation(conn, buyer_id, product_id)
         if existing is not None:
+            if existing.blocked or await blocked_between(conn, buyer_id, existing.seller_id):
+                raise Blocked("you cannot message this user")
             return existing, False
         product = await conn.fetchrow(
             "SELECT seller_id, status FROM products WHERE id = $1", product_id
@@ -92,17 +101,20 @@ async def open_conversation(
         if product["status"] != "active":
             raise ProductUnavailable(f"product {product_id} is {product['status']}")
         try:
-            created = await conn.fetchval(
-                """
-                INSERT INTO conversations (product_id, buyer_id, seller_id)
-                SELECT p.id, $2, p.seller_id FROM products p
-                 WHERE p.id = $1 AND p.status = 'active' AND p.seller_id <> $2
-                ON CONFLICT (product_id, buyer_id, seller_id) DO NOTHING
-                RETURNING id
-                """,
-                product_id,
-                buyer_id,
-            )
+            async with conn.transaction():
+                # Under the pair's lock, so no block lands beside the new conversation.
+                await refuse_if_blocked(conn, buyer_id, product["seller_id"])
+                created = await conn.fetchval(
+                    """
+                    INSERT INTO conversations (product_id, buyer_id, seller_id)
+                    SELECT p.id, $2, p.seller_id FROM products p
+                     WHERE p.id = $1 AND p.status = 'active' AND p.seller_id <> $2
+                    ON CONFLICT (product_id, buyer_id, seller_id) DO NOTHING
+                    RETURNING id
+                    """,
+                    product_id,
+                    buyer_id,
+                )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"user {buyer_id} is unknown") from None
         # Not created: a concurrent call won the insert (this new statement sees its commit),
@@ -128,6 +140,7 @@ def _inbox_side(side: str) -> str:
         (SELECT * FROM conversations c
           WHERE c.{side}_id = $1 AND (c.archived_by_{side} OR c.status = 'archived') = $2
             AND NOT c.deleted_by_{side} AND c.last_message_at IS NOT NULL
+            AND NOT c.blocked_by_{side}
             AND (c.last_message_at, c.id) < ($3, $4)
           ORDER BY c.last_message_at DESC, c.id DESC
           LIMIT $5)"""
@@ -265,6 +278,8 @@ def conversation_view(row: asyncpg.Record, user_id: int) -> Conversation:
         # The side's folder: archived by them, or the listing is gone (sql/004_live_state.sql).
         archived=row[f"archived_by_{side}"] or row["status"] == "archived",
         deleted=row[f"deleted_by_{side}"],
+        muted_until=row[f"{side}_muted_until"],
+        blocked=row[f"blocked_by_{side}"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         product=Product(

@@ -13,6 +13,7 @@ import msgspec
 
 from parley.config import Limits
 from parley.errors import (
+    Blocked,
     ClientMsgIdConflict,
     InvalidArgument,
     InvalidMetadata,
@@ -21,7 +22,14 @@ from parley.errors import (
     ProductUnavailable,
 )
 from parley.models import Message, SentMessage
-from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant, peer
+from parley.store._sql import (
+    MESSAGE_COLUMNS,
+    UNBLOCKED,
+    connection,
+    own_cleared,
+    participant,
+    peer,
+)
 from parley.validation import (
     MAX_ID,
     check_client_msg_id,
@@ -58,7 +66,7 @@ INSERT_USER: Final = f"""
                           content, metadata, client_msg_id)
     SELECT c.id, $2, {peer("$2")}, $3, $4, $5, $6
       FROM conversations c
-     WHERE c.id = $1 AND {participant("$2")}
+     WHERE c.id = $1 AND {participant("$2")} AND {UNBLOCKED}
     RETURNING {MESSAGE_COLUMNS}
 """
 
@@ -112,8 +120,21 @@ async def send_message(
         assert original is not None, "a unique violation means the row exists"
         return replay(Message(**original), conversation_id, message_type, content)
     if row is None:
-        raise NotFound(f"conversation {conversation_id} not found")
+        raise await not_sent(db, conversation_id, sender_id)
     return SentMessage(message=Message(**row), replayed=False)
+
+
+async def not_sent(db: Database, conversation_id: int, sender_id: int | None) -> ParleyError:
+    """Why a user's INSERT stored no row: a block stands, or (outsiders, unknown ids alike)
+    there is no such conversation of theirs."""
+    found = await db.fetchval(
+        f"SELECT 1 FROM conversations c WHERE c.id = $1 AND {participant('$2')}",
+        conversation_id,
+        sender_id,
+    )
+    if found:
+        return Blocked("you cannot message this user")
+    return NotFound(f"conversation {conversation_id} not found")
 
 
 def insert_refusal(error: asyncpg.CheckViolationError) -> ParleyError:
@@ -123,6 +144,8 @@ def insert_refusal(error: asyncpg.CheckViolationError) -> ParleyError:
         return ProductUnavailable(str(error))
     if error.constraint_name == "offers_in_the_listing_currency":
         return InvalidMetadata(str(error))
+    if error.constraint_name == "messages_not_across_a_block":
+        return Blocked("you cannot message this user")
     raise error
 
 
@@ -158,6 +181,7 @@ SEND_MANY_QUERY: Final = f"""
            WITH ORDINALITY AS u(conversation_id, sender_id, message_type, content, metadata,
                                 client_msg_id, arrival)
       JOIN conversations c ON c.id = u.conversation_id AND {participant("u.sender_id")}
+                          AND {UNBLOCKED}
      WHERE NOT EXISTS (SELECT 1 FROM messages m
                         WHERE m.sender_id = u.sender_id AND m.client_msg_id = u.client_msg_id)
      ORDER BY c.id, u.arrival
@@ -232,7 +256,7 @@ async def send_many(
             continue
         original = message or existing.get(key)
         if original is None:
-            results[index] = NotFound(f"conversation {request.conversation_id} not found")
+            results[index] = await not_sent(db, request.conversation_id, request.sender_id)
             continue
         try:
             results[index] = replay(

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import asyncpg
 
 from parley.config import Limits
-from parley.errors import NotAnOffer, NotFound, NotYours, OfferNotOpen, OwnOffer, ProductUnavailable
+from parley.errors import (
+    Blocked,
+    NotAnOffer,
+    NotFound,
+    NotYours,
+    OfferNotOpen,
+    OwnOffer,
+    ProductUnavailable,
+)
 from parley.models import Message, OfferOutcome, Product, SentMessage
 from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant
 from parley.store.messages import (
@@ -24,6 +32,7 @@ from parley.store.messages import (
     INSERT_SYSTEM,
     INSERT_USER,
     insert_refusal,
+    not_sent,
     replay,
     send_message,
 )
@@ -53,6 +62,7 @@ _FIND: Final = f"""
       FROM messages m JOIN conversations c ON c.id = m.conversation_id
      WHERE m.id = $1 AND {participant("$2")}
 """
+_BLOCKED: Final = "SELECT blocked_by_buyer OR blocked_by_seller FROM conversations WHERE id = $1"
 _LOCK_PRODUCT: Final = "SELECT status FROM products WHERE id = $1 FOR UPDATE"
 _LOCK_CONVERSATIONS: Final = """
     SELECT id FROM conversations WHERE product_id = $1 ORDER BY id FOR UPDATE
@@ -107,7 +117,7 @@ async def make_offer(
                     client_msg_id,
                 )
                 if row is None:
-                    raise NotFound(f"conversation {conversation_id} not found")
+                    raise await not_sent(conn, conversation_id, sender_id)
                 superseded = await _message(conn, open_id) if open_id is not None else None
         except asyncpg.CheckViolationError as error:
             raise insert_refusal(error) from None
@@ -156,6 +166,8 @@ async def answer_offer(
             await conn.fetchval(_LOCK_CONVERSATION, place["conversation_id"], user_id)
         offer = await _message(conn, message_id, lock=True)
         _check(offer, user_id, action, product_status)
+        if await conn.fetchval(_BLOCKED, offer.conversation_id):
+            raise Blocked("you cannot message this user")
         answered = await _changed(conn, _SET_STATUS, message_id, _NEW_STATUS[action])
         name = await _name(conn, user_id, place["buyer_id"])
         money = _money(offer.metadata)

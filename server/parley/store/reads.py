@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 from parley.errors import InvalidArgument, NotFound
 from parley.models import Badge, ReadReceipt
-from parley.store._sql import BADGE_OF, connection, own_unread, participant
+from parley.store._sql import BADGE_OF, connection, own_unread, participant, shown_total
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
@@ -110,7 +110,7 @@ async def badge_of(db: Database, user_id: int) -> tuple[int, int]:
 # Each recipient's count in one conversation, total and version, for many at once.
 BADGES_QUERY: Final = f"""
     SELECT r.user_id, r.conversation_id, {own_unread("r.user_id")} AS count,
-           coalesce(b.total, 0) AS total, coalesce(b.version, 0) AS version
+           {shown_total("r.user_id")} AS total, coalesce(b.version, 0) AS version
       FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, conversation_id)
       JOIN conversations c ON c.id = r.conversation_id
       LEFT JOIN badges b ON b.user_id = r.user_id

@@ -8,7 +8,7 @@ import asyncpg
 
 from parley.errors import Forbidden, InvalidArgument, NotFound
 from parley.models import Product, User
-from parley.store._sql import connection
+from parley.store._sql import connection, shown_total
 from parley.validation import check_id, check_name, check_product, check_url
 
 if TYPE_CHECKING:
@@ -38,9 +38,9 @@ async def upsert_user(
 
 
 # The hello: the user and their badge in one read (no commit), for every connect.
-_USER_AND_BADGE: Final = """
+_USER_AND_BADGE: Final = f"""
     SELECT u.id, u.display_name, u.avatar_url,
-           coalesce(b.total, 0) AS unread_total, coalesce(b.version, 0) AS unread_version
+           {shown_total("u.id")} AS unread_total, coalesce(b.version, 0) AS unread_version
       FROM users u LEFT JOIN badges b ON b.user_id = u.id
      WHERE u.id = $1
 """
