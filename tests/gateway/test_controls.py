@@ -191,3 +191,27 @@ async def test_blocks_racing_sends_leave_no_message_after_the_block(
             assert late["code"] == "blocked"
             await mary.ok("user.unblock", user_id=701)
     assert await store.recount_counters(world.pool) == []
+
+
+async def test_a_retry_of_a_message_stored_before_the_block_is_still_a_replay(
+    gateway: Gateway, world: World
+) -> None:
+    conversation = await world.open()
+    async with gateway.connect(701) as john, gateway.connect(702) as mary:
+        fields = {"conversation_id": conversation.id, "client_msg_id": "c-1", "content": "hi"}
+        first = await john.ok("message.send", **fields)
+        offer = {
+            "conversation_id": conversation.id,
+            "client_msg_id": "c-2",
+            "message_type": "offer",
+            "metadata": {"amount_cents": 100, "currency": "EUR"},
+        }
+        made = await john.ok("message.send", **offer)
+        await mary.ok("user.block", user_id=701)
+        again = await john.ok("message.send", **fields)
+        assert again == {"message": first["message"], "replayed": True}
+        offered_again = await john.ok("message.send", **offer)
+        assert offered_again["replayed"] is True
+        assert offered_again["message"]["id"] == made["message"]["id"]
+        refused = await john.error("message.send", **{**fields, "client_msg_id": "c-3"})
+        assert refused["code"] == "blocked"

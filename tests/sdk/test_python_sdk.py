@@ -216,3 +216,36 @@ async def test_edits_and_unsends_reach_both_sides_as_updated_messages(
         with pytest.raises(ParleyError) as refused:
             await mary.edit(sent["id"], "mine")
         assert refused.value.code == "not_your_message"
+
+
+async def test_an_offer_countered_and_accepted_through_both_sdks(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    async with (
+        sdk(roomy_gateway, roomy_gateway.token(701)) as (john, johns),
+        sdk(roomy_gateway, roomy_gateway.token(702)) as (mary, marys),
+    ):
+        conversation = await john.open_conversation(cast.iphone.id)
+        made = await john.offer(conversation["id"], 38000, "EUR")
+        await marys.until(lambda _: delivered(marys, conversation["id"]) == [made["seq"]])
+        answer = await mary.counter_offer(made["id"], 42000)
+        notice, counter = answer["messages"]
+        # Mary's own answer reaches her app like everything else: updated offer, then the
+        # notice and her counter, once each, in seq order.
+        await marys.until(lambda _: len(delivered(marys, conversation["id"])) >= 3)
+        assert marys.of(MessageUpdatedEvent)[-1].message["offer_status"] == "countered"
+        assert delivered(marys, conversation["id"]) == [1, 2, 3]
+        await johns.until(lambda _: delivered(johns, conversation["id"]) == [1, 2, 3])
+        updates = johns.of(MessageUpdatedEvent)
+        assert [(u.message["id"], u.message["offer_status"]) for u in updates] == [
+            (made["id"], "countered")
+        ]
+        accepted = await john.accept_offer(counter["id"])
+        assert accepted["messages"][0]["content"] == "John accepted €420.00"
+        await marys.until(lambda _: delivered(marys, conversation["id"]) == [1, 2, 3, 4])
+        assert notice["content"] == "Mary countered €380.00 with €420.00"
+        with pytest.raises(ParleyError) as refused:
+            await mary.decline_offer(counter["id"])
+        assert refused.value.code == "own_offer"
+    product = await store.get_product(cast.pool, cast.iphone.id)
+    assert (product.status, product.reserved_for) == ("reserved", 701)

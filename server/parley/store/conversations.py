@@ -82,7 +82,8 @@ async def open_conversation(
     Returns the conversation and whether it was created now. Race-safe: concurrent calls for
     the same triple all return the same row. Raises NotFound for an unknown product,
     OwnProduct when the seller asks about their own product, ProductUnavailable when a new
-    conversation would start about a product that is not active (an existing one is returned).
+    conversation would start about a product sold or deleted (an existing one is returned;
+    a reserved one may still be asked about), Blocked when either side blocked the other.
     """
     check_id(product_id, "product_id")
     async with connection(db) as conn:
@@ -98,7 +99,7 @@ async def open_conversation(
             raise NotFound(f"product {product_id} not found")
         if product["seller_id"] == buyer_id:
             raise OwnProduct("sellers cannot open a conversation about their own product")
-        if product["status"] != "active":
+        if product["status"] not in ("active", "reserved"):
             raise ProductUnavailable(f"product {product_id} is {product['status']}")
         try:
             async with conn.transaction():
@@ -108,7 +109,8 @@ async def open_conversation(
                     """
                     INSERT INTO conversations (product_id, buyer_id, seller_id)
                     SELECT p.id, $2, p.seller_id FROM products p
-                     WHERE p.id = $1 AND p.status = 'active' AND p.seller_id <> $2
+                     WHERE p.id = $1 AND p.status IN ('active', 'reserved')
+                       AND p.seller_id <> $2
                     ON CONFLICT (product_id, buyer_id, seller_id) DO NOTHING
                     RETURNING id
                     """,

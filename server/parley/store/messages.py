@@ -110,18 +110,26 @@ async def send_message(
                 client_msg_id,
             )
     except asyncpg.CheckViolationError as error:
-        raise insert_refusal(error) from None
+        refusal: ParleyError | None = insert_refusal(error)
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "messages_sender_client_msg_id":
             raise
         # No ON CONFLICT DO NOTHING here: the seq trigger would keep its increment for the
         # skipped row. The failed INSERT rolled back whole, so nothing was written.
-        original = await db.fetchrow(EXISTING_ONE, sender_id, client_msg_id)
-        assert original is not None, "a unique violation means the row exists"
+        refusal = None
+    else:
+        if row is not None:
+            return SentMessage(message=Message(**row), replayed=False)
+        refusal = await not_sent(db, conversation_id, sender_id)
+        if isinstance(refusal, NotFound):
+            raise refusal
+    # Nothing was written. A retry of a message stored before is a replay, even if it would
+    # be refused now (a block since, an offer on a listing sold since).
+    original = await db.fetchrow(EXISTING_ONE, sender_id, client_msg_id)
+    if original is not None:
         return replay(Message(**original), conversation_id, message_type, content)
-    if row is None:
-        raise await not_sent(db, conversation_id, sender_id)
-    return SentMessage(message=Message(**row), replayed=False)
+    assert refusal is not None, "a unique violation means the row exists"
+    raise refusal
 
 
 async def not_sent(db: Database, conversation_id: int, sender_id: int | None) -> ParleyError:

@@ -63,7 +63,9 @@ _FIND: Final = f"""
      WHERE m.id = $1 AND {participant("$2")}
 """
 _BLOCKED: Final = "SELECT blocked_by_buyer OR blocked_by_seller FROM conversations WHERE id = $1"
-_LOCK_PRODUCT: Final = "SELECT status FROM products WHERE id = $1 FOR UPDATE"
+# NO KEY UPDATE: the lock an UPDATE of the row takes, which foreign-key checks (KEY SHARE)
+# of conversations being written elsewhere do not wait for.
+_LOCK_PRODUCT: Final = "SELECT status FROM products WHERE id = $1 FOR NO KEY UPDATE"
 _LOCK_CONVERSATIONS: Final = """
     SELECT id FROM conversations WHERE product_id = $1 ORDER BY id FOR UPDATE
 """

@@ -132,6 +132,12 @@ async def upsert_product(
             raise NotFound(f"seller {seller_id} is unknown; upsert the user first") from None
         if row is None:
             raise Forbidden(f"product {product_id} belongs to another seller; sellers are fixed")
+        # The listing's conversation rows in id order first, the order every writer of
+        # several conversations takes them in (sql/004, sql/008), then the update.
+        await conn.execute(
+            "SELECT id FROM conversations WHERE product_id = $1 ORDER BY id FOR UPDATE",
+            product_id,
+        )
         changed = await conn.fetch(
             """
             UPDATE conversations SET status = $2 WHERE product_id = $1 AND status <> $2
