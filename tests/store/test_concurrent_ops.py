@@ -1,8 +1,9 @@
 """10,000 random operations of every kind, run by concurrent workers on their own
-connections: sends, offers and every answer to them, reads, deletes, archives, edits,
-unsends, blocks and mutes. Refusals are expected; deadlocks and errors that are not a
-ParleyError are not. Afterwards the recount finds no drift, every total a device would see
-is the sum of its user's unsilenced counts, and the offer rules hold."""
+connections: sends, batches, offers and every answer to them, reads, deletes, archives,
+edits, unsends, reports, opens, blocks, mutes and sales. Refusals are expected; deadlocks,
+and errors that are not a ParleyError, are not. Afterwards the recount finds no drift, every
+total a device would see is the sum of its user's unsilenced counts, and the offer rules
+hold."""
 
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ async def test_ten_thousand_concurrent_operations_leave_no_drift(pool: asyncpg.P
             ),
             lambda: store.unmute(pool, me, conversation_id),
             lambda: store.end_mutes(pool),
+            lambda: store.open_conversation(pool, me, product),
+            lambda: store.report_message(pool, me, last or 1, "spam"),
+            lambda: store.resolve_report(pool, rng.randint(1, 50), "seen"),
             lambda: store.upsert_product(
                 pool, product, PRODUCTS[product], "thing", currency="EUR",
                 status=rng.choice(["active", "active", "sold"]),
