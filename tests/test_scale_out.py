@@ -241,3 +241,56 @@ async def test_while_redis_is_down_sends_commit_and_clients_resync_when_it_retur
             lambda f: f["type"] == "message.new" and f["message"]["seq"] == 4, within=10
         )
         assert new["message"] == live["message"]
+
+
+async def test_offers_blocks_and_mutes_reach_every_device_across_gateways(
+    database_url: str, redis_url: str, channel_prefix: str, world: World
+) -> None:
+    johns = await world.open()
+    eves, _ = await store.open_conversation(world.pool, world.eve.id, world.iphone.id)
+    async with (
+        gateways(2, database_url, redis_url, channel_prefix) as (a, b),
+        connect(a, world.john.id) as john,
+        connect(b, world.eve.id) as eve,
+        connect(b, world.mary.id) as mary,
+        connect(a, world.mary.id) as mary_other,
+    ):
+        offer = {"message_type": "offer", "content": ""}
+        eves_offer = await eve.ok(
+            "message.send", conversation_id=eves.id, client_msg_id="e1",
+            metadata={"amount_cents": 38000, "currency": "EUR"}, **offer,
+        )  # fmt: skip
+        johns_offer = await john.ok(
+            "message.send", conversation_id=johns.id, client_msg_id="j1",
+            metadata={"amount_cents": 40000, "currency": "EUR"}, **offer,
+        )  # fmt: skip
+        # Mary accepts John's on gateway b; Eve (b) hears her offer was declined, John (a)
+        # and Mary's other device (a) see the accept and the listing reserved.
+        await mary.ok("offer.accept", message_id=johns_offer["message"]["id"])
+        for device in (john, mary_other):
+            updated = await device.event("message.updated", within=10)
+            assert updated["message"]["offer_status"] == "accepted"
+            view = await device.event("conversation.updated", within=10)
+            assert view["conversation"]["product"]["status"] == "reserved"
+        declined = await eve.event("message.updated", within=10)
+        assert declined["message"]["id"] == eves_offer["message"]["id"]
+        assert declined["message"]["offer_status"] == "declined"
+        # A mute on gateway a reaches Mary's device on b, with the total that leaves it out.
+        await mary.ok("conversation.read", conversation_id=eves.id, up_to_seq=10)
+        await john.ok("message.send", conversation_id=johns.id, client_msg_id="j2", content="hi")
+        await mary.event("unread", conversation_id=johns.id, count=2, total=2, within=10)
+        await mary_other.ok("conversation.mute", conversation_id=johns.id)
+        muted = await mary.event("unread", conversation_id=johns.id, total=0, within=10)
+        assert muted["count"] == 2
+        # A block on gateway b stops a send on gateway a.
+        await mary.ok("user.block", user_id=world.john.id)
+        refused = await john.error(
+            "message.send", conversation_id=johns.id, client_msg_id="j3", content="hello?"
+        )
+        assert refused["code"] == "blocked"
+        hidden = await mary_other.wait_for(
+            lambda f: f.get("type") == "conversation.updated" and f["conversation"]["blocked"],
+            within=10,
+        )
+        assert hidden["conversation"]["id"] == johns.id
+    assert await store.recount_counters(world.pool) == []

@@ -53,7 +53,12 @@ export function renderInbox() {
               : el("span", { class: "preview" }, [
                   `${author(conversation)}: ${preview(conversation)}`,
                 ]),
-            unread > 0 ? el("span", { class: "badge" }, [String(unread)]) : "",
+            // A muted conversation's count still shows, grey: it is not in the total.
+            unread > 0
+              ? el("span", { class: conversation.muted_until ? "badge muted" : "badge" }, [
+                  String(unread),
+                ])
+              : "",
           ]),
         ]),
       ]);

@@ -27,6 +27,10 @@ MESSAGE_COLUMNS: Final = (
     " client_msg_id, is_read, read_at, created_at, edited_at, unsent_at, offer_status"
 )
 
+PRODUCT_COLUMNS: Final = (
+    "id, seller_id, title, price_cents, currency, image_url, status, reserved_for"
+)
+
 # What a Conversation record needs beside the conversation row (aliased c, or page in the
 # inbox): its product, the other participant as ``user`` sees them, and the version of
 # ``user``'s badge the unread count belongs to (read in the same statement, so they agree).

@@ -26,7 +26,13 @@ from parley.errors import (
     ProductUnavailable,
 )
 from parley.models import Message, OfferOutcome, Product, SentMessage
-from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant
+from parley.store._sql import (
+    MESSAGE_COLUMNS,
+    PRODUCT_COLUMNS,
+    connection,
+    own_cleared,
+    participant,
+)
 from parley.store.messages import (
     EXISTING_ONE,
     INSERT_SYSTEM,
@@ -79,9 +85,9 @@ _DECLINE_OTHERS: Final = f"""
        AND m.conversation_id = c.id AND m.offer_status = 'open'
     RETURNING {", ".join(f"m.{column.strip()}" for column in MESSAGE_COLUMNS.split(","))}
 """
-_RESERVE: Final = """
+_RESERVE: Final = f"""
     UPDATE products SET status = 'reserved', reserved_for = $2 WHERE id = $1
-    RETURNING id, seller_id, title, price_cents, currency, image_url, status, reserved_for
+    RETURNING {PRODUCT_COLUMNS}
 """
 
 

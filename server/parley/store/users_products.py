@@ -8,7 +8,7 @@ import asyncpg
 
 from parley.errors import Forbidden, InvalidArgument, NotFound
 from parley.models import Product, User
-from parley.store._sql import connection, shown_total
+from parley.store._sql import PRODUCT_COLUMNS, connection, shown_total
 from parley.validation import check_id, check_name, check_product, check_url
 
 if TYPE_CHECKING:
@@ -63,16 +63,11 @@ async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int]:
     return user, int(row["unread_total"]), int(row["unread_version"])
 
 
-_PRODUCT_COLUMNS: Final = (
-    "id, seller_id, title, price_cents, currency, image_url, status, reserved_for"
-)
-
-
 async def get_product(db: Database, product_id: int) -> Product:
     """The product as Parley has it: the marketplace's fields, and its status, which an
     accepted offer may have moved to ``reserved`` (for ``reserved_for``)."""
     check_id(product_id, "product_id")
-    row = await db.fetchrow(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE id = $1", product_id)
+    row = await db.fetchrow(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1", product_id)
     if row is None:
         raise NotFound(f"product {product_id} not found")
     return Product(**row)
@@ -115,7 +110,7 @@ async def upsert_product(
                         currency = EXCLUDED.currency, image_url = EXCLUDED.image_url,
                         status = EXCLUDED.status
                     WHERE products.seller_id = EXCLUDED.seller_id
-                RETURNING {_PRODUCT_COLUMNS}
+                RETURNING {PRODUCT_COLUMNS}
                 """,
                 product_id,
                 seller_id,
