@@ -84,16 +84,17 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
             **uvicorn_options(settings),
         )
         server = ParleyServer(config)
-        with _deferred_sigterm() as received:
+        with _deferred_signals() as received:
             if workers > 1:
                 _supervise(config, server, workers, received)
             else:
                 server.run()
-    if received:
+    if signal.SIGTERM in received:
         # Die of the signal, as a supervisor expects, but only after the cleanup above.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
-    return 0
+    # Ctrl-C: a quiet 130, the shell's code for it, once everything has stopped.
+    return 130 if signal.SIGINT in received else 0
 
 
 def _supervise(
@@ -106,8 +107,7 @@ def _supervise(
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
     def on_signal(signum: int, frame: object) -> None:
-        if signum == signal.SIGTERM:
-            received.append(signum)
+        received.append(signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -137,12 +137,18 @@ def _supervise(
 
 
 @contextlib.contextmanager
-def _deferred_sigterm() -> Iterator[list[int]]:
-    """uvicorn re-raises SIGTERM after its graceful shutdown, which would kill us before the
-    embedded Postgres is stopped; note it instead and let the caller re-raise it."""
+def _deferred_signals() -> Iterator[list[int]]:
+    """uvicorn re-raises the SIGTERM or SIGINT that stopped it after its graceful shutdown,
+    which would end us before the embedded Postgres is stopped (or, for SIGINT, go through
+    asyncio's own Ctrl-C handling, whose outcome depends on timing); note it instead, and
+    let the caller act on it once everything is stopped."""
     received: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
