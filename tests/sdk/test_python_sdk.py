@@ -249,3 +249,23 @@ async def test_an_offer_countered_and_accepted_through_both_sdks(
         assert refused.value.code == "own_offer"
     product = await store.get_product(cast.pool, cast.iphone.id)
     assert (product.status, product.reserved_for) == ("reserved", 701)
+
+
+async def test_a_token_function_that_fails_is_retried_and_may_be_a_plain_function(
+    cast: World, roomy_gateway: Gateway
+) -> None:
+    calls = 0
+
+    def token() -> str:  # a plain function, not a coroutine
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the marketplace's token endpoint is down")
+        return roomy_gateway.token(701)
+
+    async with asyncio.timeout(TIMEOUT), sdk(roomy_gateway, token) as (john, seen):
+        conversation = await john.open_conversation(cast.iphone.id)
+    assert conversation["buyer_id"] == 701
+    reconnecting = [e for e in seen.of(StatusEvent) if e.state == "reconnecting"]
+    assert "token endpoint is down" in reconnecting[0].reason
+    assert calls == 2

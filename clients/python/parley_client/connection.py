@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import random
@@ -22,7 +23,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from parley_client.events import Frame, ParleyError, Status
 
-Token = str | Callable[[], Awaitable[str]]
+# A token, or a function (plain or async) that returns a fresh one.
+Token = str | Callable[[], Awaitable[str] | str]
 _CLOSE_UNAUTHORIZED = 4401
 
 
@@ -107,7 +109,10 @@ class Connection:
             self._opened.exception()
 
     async def _token_value(self) -> str:
-        return self._token if isinstance(self._token, str) else await self._token()
+        if isinstance(self._token, str):
+            return self._token
+        token = self._token()
+        return await token if inspect.isawaitable(token) else token
 
     async def _run(self) -> None:
         attempt, refused_once = 0, False
@@ -115,21 +120,27 @@ class Connection:
             code: int | None = None
             reason = ""
             try:
-                token = await self._token_value()
-                async with connect(self.url, open_timeout=self._request_timeout) as socket:
-                    reader = asyncio.create_task(self._read(socket))
-                    try:
-                        if await self._welcome(socket, token):
-                            attempt, refused_once = 0, False
-                        await reader
-                    finally:
-                        reader.cancel()
-                        self.socket = None
-                        self._listener.on_gone()
-                    if (received := socket.protocol.close_rcvd) is not None:
-                        code, reason = received.code, received.reason
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as error:
-                reason = str(error)
+                token: str | None = await self._token_value()
+            except Exception as error:
+                # The app's token function failed (its backend is down, say): like a network
+                # failure, it is tried again after the backoff; the status says why.
+                token, reason = None, f"the token function failed: {error!r}"
+            if token is not None:
+                try:
+                    async with connect(self.url, open_timeout=self._request_timeout) as socket:
+                        reader = asyncio.create_task(self._read(socket))
+                        try:
+                            if await self._welcome(socket, token):
+                                attempt, refused_once = 0, False
+                            await reader
+                        finally:
+                            reader.cancel()
+                            self.socket = None
+                            self._listener.on_gone()
+                        if (received := socket.protocol.close_rcvd) is not None:
+                            code, reason = received.code, received.reason
+                except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as error:
+                    reason = str(error)
             if code == _CLOSE_UNAUTHORIZED and callable(self._token) and not refused_once:
                 # A token function may have handed out a stale token: ask it once more, now.
                 refused_once = True
@@ -251,7 +262,10 @@ class Connection:
         """A fresh token on the same socket; on failure the server closes with 4411 and the
         reconnect asks the token function again."""
         socket = self.socket
-        token = await self._token_value()
+        try:
+            token = await self._token_value()
+        except Exception:
+            return  # the expiry closes the socket (4411); the reconnect asks again
         if socket is not None and socket is self.socket:
             hello = await self._request_on(socket, {"type": "hello", "token": token})
             self._listener.on_hello(hello)
