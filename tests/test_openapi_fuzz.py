@@ -24,6 +24,10 @@ from tests.services import free_port
 
 TOKEN = "schemathesis-service-token"
 SCHEMA = schemathesis.openapi.from_dict(openapi.document(OPERATIONS))
+# Every call carries the service token (below), so a negative case that drops it would be
+# sent with it and judged as if it had not: generate no security parameters. A request
+# without the token is refused with 401, which tests/test_http.py checks.
+SCHEMA.config.generation.update(with_security_parameters=False)
 
 
 async def _seed(database_url: str) -> None:
