@@ -44,10 +44,6 @@ class Controls:
         return ids
 
     @use_case
-    async def blocked(self, user_id: int) -> list[int]:
-        return await store.blocked_users(self.pool, user_id)
-
-    @use_case
     async def mute(
         self,
         user_id: int,

@@ -64,7 +64,7 @@ async def edit_message(
         if message.content == content:
             return message  # a retry of the same edit: nothing to keep twice
         await conn.execute(_KEEP_VERSION, message_id, "edit", user_id)
-        return await _changed(conn, _EDIT, message_id, content)
+        return await changed_message(conn, _EDIT, message_id, content)
 
 
 async def unsend_message(
@@ -77,7 +77,7 @@ async def unsend_message(
         if message.offer_status == "accepted":
             raise NotEditable("an accepted offer is a deal: it stays")
         await conn.execute(_KEEP_VERSION, message_id, "unsend", user_id)
-        unsent = await _changed(conn, _UNSEND, message_id)
+        unsent = await changed_message(conn, _UNSEND, message_id)
         return unsent, not message.is_read
 
 
@@ -117,7 +117,8 @@ async def _changeable(
     return Message(**message)
 
 
-async def _changed(conn: Connection, query: str, *args: object) -> Message:
+async def changed_message(conn: Connection, query: str, *args: object) -> Message:
+    """The message an UPDATE ... RETURNING of a row this transaction has locked gives back."""
     row = await conn.fetchrow(query, *args)
     assert row is not None, "the message is locked by this transaction"
     return Message(**row)

@@ -33,6 +33,7 @@ from parley.store._sql import (
     own_cleared,
     participant,
 )
+from parley.store.changes import changed_message
 from parley.store.messages import (
     EXISTING_ONE,
     INSERT_SYSTEM,
@@ -176,7 +177,7 @@ async def answer_offer(
         _check(offer, user_id, action, product_status)
         if await conn.fetchval(_BLOCKED, offer.conversation_id):
             raise Blocked("you cannot message this user")
-        answered = await _changed(conn, _SET_STATUS, message_id, _NEW_STATUS[action])
+        answered = await changed_message(conn, _SET_STATUS, message_id, _NEW_STATUS[action])
         name = await _name(conn, user_id, place["buyer_id"])
         money = _money(offer.metadata)
         if action == "counter":
@@ -255,10 +256,4 @@ async def _name(conn: Connection, user_id: int, buyer_id: int) -> str:
 async def _message(conn: Connection, message_id: int, *, lock: bool = False) -> Message:
     row = await conn.fetchrow(_MESSAGE + (" FOR UPDATE" if lock else ""), message_id)
     assert row is not None, "messages are never deleted"
-    return Message(**row)
-
-
-async def _changed(conn: Connection, query: str, *args: object) -> Message:
-    row = await conn.fetchrow(query, *args)
-    assert row is not None, "the message is locked by this transaction"
     return Message(**row)
