@@ -1,71 +1,165 @@
 #!/usr/bin/env python3
-"""Bootstrap for the README's two commands: make or reuse `.venv`, install, then run.
+"""Bootstrap for the README's commands: make or reuse `.venv`, install exactly the lock, run.
 
-    python3 dev.py run     # start Parley in demo mode: open http://localhost:8000
-    python3 dev.py test    # ruff, mypy, tsc and the tests (embedded services unless told otherwise)
-    python3 dev.py demo    # any other word runs that `parley` command: demo, token 701, migrate
+    python3 dev.py run              # start Parley in demo mode: open http://localhost:8000
+    python3 dev.py test             # ruff, mypy, tsc and the tests (embedded services unless told)
+    python3 dev.py test --latest    # the same in a throw-away venv of the newest allowed releases
+    python3 dev.py lock             # re-resolve requirements/*.txt from pyproject.toml (uv)
+    python3 dev.py demo             # any other word runs that `parley` command: demo, token 701
 
+Every install comes from requirements/run.txt or requirements/test.txt, with hashes, and
+nothing else: a release published tomorrow changes nothing until `dev.py lock` takes it in.
 Only the standard library is used here, so it works on a machine with nothing but Python 3.11+.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-STAMP = VENV / ".parley-installed"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-
-
+STAMP_NAME = ".parley-installed"
 SDK = ROOT / "clients" / "python"
 JS_SDK = ROOT / "clients" / "js"
+LOCKS = ROOT / "requirements"
+# What each lock holds, from pyproject.toml's extras; hatchling builds the editable installs.
+LOCK_EXTRAS = {"run": "embedded", "test": "dev"}
+BUILD_REQUIREMENTS = LOCKS / "build.in"
+CHROMIUM = "/usr/bin/chromium"
 
 
-def _install_fingerprint(extras: str) -> str:
-    # Reinstall only when the declared dependencies, or what is asked for, change.
-    digest = hashlib.sha256(extras.encode())
-    for project in (ROOT / "pyproject.toml", SDK / "pyproject.toml"):
-        digest.update(project.read_bytes())
+def _bin(env: Path) -> Path:
+    return env / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _lock_fingerprint(lock: str) -> str:
+    # Reinstall only when the lock, or the projects installed from the checkout, change.
+    digest = hashlib.sha256(lock.encode())
+    for path in (LOCKS / f"{lock}.txt", ROOT / "pyproject.toml", SDK / "pyproject.toml"):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def ensure_venv(extras: str) -> None:
-    """`run` needs only what running needs (plus the embedded Postgres); `test` the rest."""
+def _pip(python: Path) -> list[str]:
+    return [str(python), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+
+
+def ensure_venv(lock: str) -> None:
+    """Make `.venv` hold exactly requirements/<lock>.txt, plus Parley and its SDK, editable."""
     if sys.version_info < (3, 11):
         sys.exit(f"Parley needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
-    python = BIN / "python"
+    python = _bin(VENV) / "python"
     if not python.exists():
         print(f"dev.py: creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    installed = STAMP.read_text().splitlines() if STAMP.exists() else []
-    fingerprint = _install_fingerprint(extras)
-    # An environment set up for the tests also runs the server: never downgrade it.
-    if fingerprint in installed or (
-        extras == "embedded" and _install_fingerprint("dev") in installed
+    stamp = VENV / STAMP_NAME
+    installed = stamp.read_text().splitlines() if stamp.exists() else []
+    # The test lock holds the run lock's versions (dev.py lock resolves it so): a venv set up
+    # for the tests also runs the server, and is never downgraded to run it.
+    if _lock_fingerprint(lock) in installed or (
+        lock == "run" and _lock_fingerprint("test") in installed
     ):
         return
-    print(f"dev.py: installing parley-chat[{extras}] and parley-client", flush=True)
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run(
-        [*pip, "install", "--editable", f"{ROOT}[{extras}]", "--editable", str(SDK)], check=True
-    )
-    STAMP.write_text(fingerprint + "\n")
+    print(f"dev.py: installing requirements/{lock}.txt into {VENV}", flush=True)
+    _install_lock(python, LOCKS / f"{lock}.txt")
+    stamp.write_text(_lock_fingerprint(lock) + "\n")
+
+
+def _install_lock(python: Path, lock: Path) -> None:
+    pip = _pip(python)
+    # --no-deps: the lock is the whole set; --require-hashes: and exactly those files.
+    _run([*pip, "install", "--require-hashes", "--no-deps", "-r", str(lock)])
+    _run([*pip, "install", "--no-deps", "--no-build-isolation", "-e", str(ROOT), "-e", str(SDK)])
+    _run([str(python), str(ROOT / "dev.py"), "_check-lock", str(lock)])
+
+
+def _run(argv: list[str]) -> None:
+    code = subprocess.run(argv).returncode
+    if code != 0:
+        shown = " ".join(arg for arg in argv[1:] if not arg.startswith("--"))
+        sys.exit(f"dev.py: failed with exit code {code}: {Path(argv[0]).name} {shown}")
+
+
+def check_lock(lock: Path) -> int:
+    """Run inside the venv: uninstall what the lock does not name, fail on any other version.
+
+    pip's own vendored `packaging` evaluates the lock's markers (sys_platform, python_version).
+    """
+    from importlib import metadata
+
+    from pip._vendor.packaging.markers import Marker
+    from pip._vendor.packaging.utils import canonicalize_name
+
+    wanted: dict[str, str] = {}
+    for line in lock.read_text().splitlines():
+        if "==" not in line or line.lstrip().startswith(("#", "--")):
+            continue
+        requirement, _, marker = line.rstrip(" \\").partition(";")
+        if marker.strip() and not Marker(marker.strip()).evaluate():
+            continue
+        name, _, version = requirement.strip().partition("==")
+        wanted[canonicalize_name(name.split("[")[0])] = version.strip()
+    ours = {"parley-chat", "parley-client", "pip", "setuptools", "wheel"}
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    extra = sorted(set(installed) - set(wanted) - ours)
+    if extra:
+        print(f"dev.py: removing what the lock does not name: {', '.join(extra)}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", *extra], check=True
+        )
+    wrong = [
+        f"{name} {installed.get(name, 'missing')} (lock: {version})"
+        for name, version in sorted(wanted.items())
+        if installed.get(name) != version
+    ]
+    if wrong:
+        print(f"dev.py: installed versions differ from {lock.name}: {'; '.join(wrong)}")
+        return 1
+    return 0
+
+
+def lock() -> int:
+    """Resolve both locks anew with uv (pinned in the test lock): the newest allowed releases."""
+    ensure_venv("test")
+    uv = str(_bin(VENV) / "uv")
+    common = ["pip", "compile", "--quiet", "--universal", "--python-version", "3.11"]
+    common += ["--generate-hashes", "--upgrade", "--no-header", "--annotation-style", "line"]
+    for name in ("test", "run"):  # test first: run takes its versions from it
+        out = LOCKS / f"{name}.txt"
+        argv = [uv, *common, "pyproject.toml", str(BUILD_REQUIREMENTS)]
+        argv += ["--extra", LOCK_EXTRAS[name], "-o", str(out)]
+        if name == "run":
+            argv += ["--constraint", str(LOCKS / "test.txt")]
+        code = subprocess.run(argv, cwd=ROOT).returncode
+        if code != 0:
+            return code
+        header = f"# The {name} lock: `python3 dev.py lock` writes it; do not edit by hand.\n"
+        out.write_text(header + out.read_text())
+        print(f"dev.py: wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+def missing_prerequisites() -> list[str]:
+    """What the tests need beyond Python, each as the line that says how to get it."""
+    missing = []
+    if shutil.which("npm") is None:
+        missing.append("npm (Node.js 20 with npm: the TypeScript check of clients/js)")
+    if shutil.which(CHROMIUM) is None:
+        missing.append(f"{CHROMIUM} (Debian's chromium: apt-get install -y chromium)")
+    return missing
 
 
 def check_js_sdk() -> int:
-    """tsc --noEmit over the SDK's hand-kept types (TypeScript from npm, into node_modules)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        print("dev.py: npm not found; install Node.js 20 to check clients/js", file=sys.stderr)
-        return 1
+    """tsc --noEmit over the SDK's hand-kept types (TypeScript from npm ci, into node_modules)."""
+    npm = shutil.which("npm") or "npm"
     if not (JS_SDK / "node_modules" / ".bin" / "tsc").exists():
         code = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_SDK).returncode
         if code != 0:
@@ -73,7 +167,7 @@ def check_js_sdk() -> int:
     return subprocess.run([npm, "run", "--silent", "check"], cwd=JS_SDK).returncode
 
 
-def run_checks_and_tests(pytest_args: list[str]) -> int:
+def run_checks_and_tests(bin_dir: Path, pytest_args: list[str]) -> int:
     sources = [
         name for name in ("server", "clients", "tests", "bench", "dev.py") if (ROOT / name).exists()
     ]
@@ -85,7 +179,7 @@ def run_checks_and_tests(pytest_args: list[str]) -> int:
     ]
     for tool, *args in steps:
         print(f"dev.py: {tool} {' '.join(args)}", flush=True)
-        code = subprocess.run([str(BIN / tool), *args], cwd=ROOT).returncode
+        code = subprocess.run([str(bin_dir / tool), *args], cwd=ROOT).returncode
         if code != 0:
             return code
         if tool == "mypy":
@@ -96,19 +190,59 @@ def run_checks_and_tests(pytest_args: list[str]) -> int:
     return 0
 
 
+def test_latest(pytest_args: list[str]) -> int:
+    """The suite in a throw-away venv resolved to the newest releases pyproject.toml allows."""
+    ensure_venv("test")  # for its pinned uv
+    uv = str(_bin(VENV) / "uv")
+    with tempfile.TemporaryDirectory(prefix="parley-latest-") as scratch:
+        env = Path(scratch) / "venv"
+        print(f"dev.py: resolving the newest allowed releases into {env}", flush=True)
+        _run([uv, "venv", "--quiet", "--seed", "--python", sys.executable, str(env)])
+        _run(
+            [uv, "pip", "install", "--quiet", "--python", str(_bin(env) / "python"),
+             "-e", f"{ROOT}[dev]", "-e", str(SDK)]
+        )  # fmt: skip
+        _report_drift(_bin(env) / "python")
+        return run_checks_and_tests(_bin(env), pytest_args)
+
+
+def _report_drift(python: Path) -> None:
+    probe = "import importlib.metadata as m, json; "
+    probe += "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    latest = json.loads(subprocess.run([str(python), "-c", probe], capture_output=True).stdout)
+    locked: dict[str, str] = {}
+    for line in (LOCKS / "test.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, _, version = line.split(";")[0].rstrip(" \\").partition("==")
+            locked[name.strip().lower()] = version.strip()
+    newer = [f"{n} {locked[n]} -> {v}" for n, v in sorted(latest.items()) if locked.get(n, v) != v]
+    print(f"dev.py: newer than the lock: {', '.join(newer) or 'nothing'}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_venv("dev" if command == "test" else "embedded")
-    os.chdir(ROOT)
+    if command == "_check-lock":  # run by _install_lock with the venv's python
+        return check_lock(Path(rest[0]))
+    if command == "lock":
+        return lock()
     if command == "test":
-        return run_checks_and_tests(rest)
+        missing = missing_prerequisites()
+        if missing:
+            print(f"dev.py: the tests need {'; and '.join(missing)}", file=sys.stderr)
+            return 1
+        if "--latest" in rest:
+            return test_latest([arg for arg in rest if arg != "--latest"])
+        ensure_venv("test")
+        return run_checks_and_tests(_bin(VENV), rest)
+    ensure_venv("run")
+    os.chdir(ROOT)
     if command == "run":
         # The README's quick start: a seeded marketplace and the chat page at /.
         os.environ.setdefault("PARLEY_DEMO", "1")
-    parley = str(BIN / "parley")
+    parley = str(_bin(VENV) / "parley")
     os.execv(parley, [parley, "serve" if command == "run" else command, *rest])
     return 0  # not reached: execv replaces this process
 

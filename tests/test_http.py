@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -201,8 +202,9 @@ async def test_bodies_that_are_not_json_or_too_big_are_refused(
 
 
 def test_the_checked_in_openapi_document_is_the_one_the_code_builds() -> None:
+    # As data: a new msgspec may indent differently, and that is no change to the contract.
     checked_in = (Path(__file__).resolve().parent.parent / "docs" / "openapi.json").read_text()
-    assert checked_in == openapi.dumps(OPERATIONS), (
+    assert json.loads(checked_in) == json.loads(openapi.dumps(OPERATIONS)), (
         "docs/openapi.json is stale: .venv/bin/python -m parley.openapi > docs/openapi.json"
     )
 

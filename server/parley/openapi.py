@@ -9,6 +9,7 @@ in (tests/test_http.py fails when they differ). After changing the API, write it
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ def document(operations: list[Operation]) -> dict[str, Any]:
         body for op in operations for _, body in op.answers.values() if body is not None
     ]
     refs, components = msgspec.json.schema_components([*types, ErrorAnswer], ref_template=_REF)
+    for schema in components.values():
+        # Docstrings as inspect.cleandoc leaves them, whichever msgspec release read them
+        # (0.23 began to dedent them itself).
+        if "description" in schema:
+            schema["description"] = inspect.cleandoc(schema["description"])
     schema_of = dict(zip([*types, ErrorAnswer], refs, strict=True))
     paths: dict[str, Any] = {}
     for op in operations:
