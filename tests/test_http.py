@@ -25,7 +25,10 @@ async def test_health_and_readiness_answer(database_url: str) -> None:
         health = await client.get("/healthz")
         ready = await client.get("/readyz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": "ok"})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "database": "ok", "broker": "ok"},
+    )
 
 
 async def test_the_internal_api_is_off_without_a_service_token(database_url: str) -> None:

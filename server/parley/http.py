@@ -57,16 +57,21 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready for traffic: the database answers a query within a short timeout."""
-    pool = request.app.state.services.pool
+    """Ready for traffic: the database answers a query within a short timeout, and the broker
+    is connected and subscribed (else sends would commit and reach no other device live)."""
+    services = request.app.state.services
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await pool.fetchval("SELECT 1")
+            await services.pool.fetchval("SELECT 1")
+        database = "ok"
     except Exception as error:  # any failure at all means "not ready"
-        return JSONResponse(
-            {"status": "unavailable", "database": type(error).__name__}, status_code=503
-        )
-    return JSONResponse({"status": "ready", "database": "ok"})
+        database = f"unavailable: {type(error).__name__}"
+    broker = services.hub.broker.status()
+    ready = database == "ok" and broker == "ok"
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "database": database, "broker": broker},
+        status_code=200 if ready else 503,
+    )
 
 
 async def metrics_endpoint(request: Request) -> Response:

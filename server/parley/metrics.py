@@ -43,6 +43,11 @@ BROKER_RECEIVED: Final = Counter("parley_broker_received", "Messages received fr
 BROKER_PUBLISH_FAILURES: Final = Counter(
     "parley_broker_publish_failures", "Publishes dropped because the broker was unreachable"
 )
+BROKER_UP: Final = Gauge(
+    "parley_broker_up",
+    "1 while the broker is connected and subscribed; the least over workers",
+    multiprocess_mode="livemin",
+)
 BROKER_RECONNECTS: Final = Counter(
     "parley_broker_reconnects", "Times the broker subscriber reconnected (clients resync)"
 )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from parley.broker.base import GAP_ALL, Broker, Envelope
+from parley.broker.base import GAP_ALL, Broker, Envelope, masked_url
 from parley.broker.memory import MemoryBroker
 
-__all__ = ["GAP_ALL", "Broker", "Envelope", "MemoryBroker", "broker_from_url"]
+__all__ = ["GAP_ALL", "Broker", "Envelope", "MemoryBroker", "broker_from_url", "masked_url"]
 
 
 def broker_from_url(url: str, prefix: str = "parley:") -> Broker:
@@ -23,5 +23,6 @@ def broker_from_url(url: str, prefix: str = "parley:") -> Broker:
 
         return RedisBroker(url, prefix)
     raise ValueError(
-        f"unknown broker URL scheme {scheme!r} in {url!r}; use memory://, redis:// or rediss://"
+        f"unknown broker URL scheme {scheme!r} in {masked_url(url)!r}; "
+        "use memory://, redis:// or rediss://"
     )

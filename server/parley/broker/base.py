@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 GAP_ALL = "*"
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit for a log line or /readyz: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +58,9 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def next_published(self) -> Envelope:
         """Wait for the next message on any subscribed channel."""
+
+    def status(self) -> str:
+        """``"ok"`` while publishes reach every gateway and subscriptions are live; otherwise
+        what is wrong, naming the broker (password masked), e.g. ``"unreachable: redis://…"``.
+        /readyz answers 503 until it is ``"ok"``."""
+        return "ok"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from parley import metrics
 from parley.broker.base import Broker, Envelope
 
 
@@ -13,7 +14,7 @@ class MemoryBroker(Broker):
         self._queue: asyncio.Queue[Envelope] = asyncio.Queue()
 
     async def connect(self) -> None:
-        pass
+        metrics.BROKER_UP.set(1)
 
     async def disconnect(self) -> None:
         self._channels.clear()

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from parley import metrics
-from parley.broker.base import GAP_ALL, Broker, Envelope
+from parley.broker.base import GAP_ALL, Broker, Envelope, masked_url
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class BrokerStats:
 class RedisBroker(Broker):
     def __init__(self, url: str, prefix: str = "parley:") -> None:
         self._url = url
+        self._name = masked_url(url)
+        self._state = "connecting"
         self._prefix = prefix
         self._control = f"{prefix}ctl:{secrets.token_hex(6)}"  # keeps the subscriber connected
         self._channels: set[str] = set()
@@ -136,7 +138,9 @@ class RedisBroker(Broker):
         metrics.BROKER_PUBLISH_FAILURES.inc(len(batch))
         if len(self._failed_channels) < _MAX_FAILED_CHANNELS:
             self._failed_channels.update(channel for channel, _ in batch)
-        log.warning("dropped %d publishes while Redis is unreachable: %s", len(batch), reason)
+        # Each drop is counted; while the subscriber says the broker is away, that line is enough.
+        level = logging.DEBUG if not self.subscriber_up.is_set() else logging.WARNING
+        log.log(level, "redis broker %s: dropped %d publishes: %s", self._name, len(batch), reason)
 
     async def _announce_gaps(self) -> None:
         """Tell every gateway holding a user whose events we dropped: an empty payload."""
@@ -149,8 +153,13 @@ class RedisBroker(Broker):
         except _DOWN:
             self._failed_channels |= channels
 
+    def status(self) -> str:
+        if self.subscriber_up.is_set():
+            return "ok"
+        return f"{self._state}: {masked_url(self._url)}"
+
     async def _subscriber_loop(self) -> None:
-        backoff, connected_before = 0.1, False
+        backoff, connected_before, failed_since_up = 0.1, False, False
         while True:
             pubsub = self._client.pubsub()
             try:
@@ -158,27 +167,62 @@ class RedisBroker(Broker):
                 self._pubsub = pubsub  # from now on, subscribe() sends directly
                 if self._channels:
                     await pubsub.subscribe(*(self._prefix + c for c in list(self._channels)))
-                self.subscriber_up.set()
+                self._up()
                 if connected_before:
                     self.stats.reconnects += 1
                     metrics.BROKER_RECONNECTS.inc()
-                    log.warning("redis subscriber reconnected; asking clients to sync")
+                    log.warning("redis broker %s reconnected; asking clients to sync", self._name)
+                elif failed_since_up:
+                    log.warning("redis broker %s connected; asking clients to sync", self._name)
+                else:
+                    log.info("redis broker %s connected", self._name)
+                if failed_since_up:
+                    # Whatever happened while it was away, no device heard of it live.
                     self._received.put_nowait(Envelope(GAP_ALL, b""))
-                connected_before, backoff = True, 0.1
+                connected_before, failed_since_up, backoff = True, False, 0.1
                 await self._receive(pubsub)
             except asyncio.CancelledError:
                 raise
             except _DOWN as error:
-                log.warning("redis subscriber lost (%r); retrying in %.1f s", error, backoff)
+                self._down(error, connected_before, failed_since_up, backoff)
+                failed_since_up = True
             except Exception:
-                log.exception("redis subscriber failed; retrying in %.1f s", backoff)
+                log.exception("redis broker %s failed; retrying in %.1f s", self._name, backoff)
+                failed_since_up = True
             finally:
                 self._pubsub = None
                 self.subscriber_up.clear()
+                metrics.BROKER_UP.set(0)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(backoff * (1 + random.random() / 2))
             backoff = min(backoff * 2, 5.0)
+
+    def _up(self) -> None:
+        self.subscriber_up.set()
+        metrics.BROKER_UP.set(1)
+
+    def _down(
+        self, error: BaseException, connected_before: bool, failed_since_up: bool, backoff: float
+    ) -> None:
+        """One line when a state begins; the retries that follow it only at debug level."""
+        self._state = "unreachable"
+        if failed_since_up:
+            log.debug("redis broker %s still unreachable (%r)", self._name, error)
+        elif connected_before:
+            log.warning(
+                "redis broker %s lost (%r); live delivery is off, retrying with backoff",
+                self._name,
+                error,
+            )
+        else:
+            log.error(
+                "redis broker %s unreachable (%r); live delivery is off until it answers, "
+                "retrying with backoff (first retry in %.1f s)",
+                self._name,
+                error,
+                backoff,
+            )
 
     async def confirmed(self) -> None:
         """Wait for Redis's next subscribe/unsubscribe confirmation (tests, diagnostics)."""
