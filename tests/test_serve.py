@@ -39,3 +39,10 @@ def test_config_still_binds_the_socket_the_workers_share() -> None:
         assert sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
+
+
+def test_startup_still_logs_where_it_listens_through_log_started_message() -> None:
+    # serve() binds the socket itself (a port in use is found before migrating), so uvicorn
+    # no longer says where it listens; ParleyServer.startup asks it to.
+    parameters = inspect.signature(uvicorn.Server._log_started_message).parameters
+    assert list(parameters) == ["self", "listeners"]

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from parley.config import ConfigError, Settings
 from parley.errors import Unauthorized
@@ -19,6 +22,13 @@ from parley.validation import MAX_ID, id_from_text
 log = logging.getLogger(__name__)
 
 _DEV_SECRET_FILE = "jwt-secret"
+# RFC 7518 3.2: an HS256 key at least as long as the hash, 256 bits.
+MIN_HS256_SECRET_BYTES = 32
+PublicKey = RSAPublicKey | EllipticCurvePublicKey
+_KEY_KINDS: dict[str, tuple[type[RSAPublicKey] | type[EllipticCurvePublicKey], str]] = {
+    "RS256": (RSAPublicKey, "an RSA"),
+    "ES256": (EllipticCurvePublicKey, "an EC (P-256)"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +46,17 @@ class TokenVerifier:
     algorithms is fixed here and never read from the token.
     """
 
-    def __init__(self, algorithm: str, key: str | bytes) -> None:
+    def __init__(self, algorithm: str, key: str | bytes | PublicKey) -> None:
         self._algorithm = algorithm
         self._key = key
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
+        """The verifier the settings describe; ConfigError naming the setting when they
+        cannot work (no key, a key that is not a PEM public key of the algorithm's kind)."""
         if settings.jwt_algorithm == "HS256":
             return cls("HS256", hs256_secret(settings))
-        if not settings.jwt_public_key:
-            raise ConfigError(
-                f"PARLEY_JWT_ALGORITHM={settings.jwt_algorithm} needs PARLEY_JWT_PUBLIC_KEY (PEM)"
-            )
-        return cls(settings.jwt_algorithm, settings.jwt_public_key)
+        return cls(settings.jwt_algorithm, public_key(settings))
 
     def verify(self, token: object) -> Identity:
         """Return who the token names and until when; raise Unauthorized with the reason
@@ -90,9 +98,42 @@ def _user_id(subject: object) -> int:
     return user_id
 
 
+def public_key(settings: Settings) -> PublicKey:
+    """PARLEY_JWT_PUBLIC_KEY, loaded and checked against PARLEY_JWT_ALGORITHM."""
+    algorithm = settings.jwt_algorithm
+    kind, described = _KEY_KINDS[algorithm]
+    if not settings.jwt_public_key:
+        raise ConfigError(
+            f"PARLEY_JWT_ALGORITHM={algorithm} needs PARLEY_JWT_PUBLIC_KEY: set it to the "
+            f"marketplace's {described} public key, PEM (-----BEGIN PUBLIC KEY-----)"
+        )
+    try:
+        key = load_pem_public_key(settings.jwt_public_key.encode())
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, kind):
+        raise ConfigError(
+            f"PARLEY_JWT_PUBLIC_KEY is not {described} public key in PEM for {algorithm}: "
+            "give the marketplace's public key (-----BEGIN PUBLIC KEY-----), "
+            "not a private key, a certificate or a file name"
+        )
+    return key
+
+
 def hs256_secret(settings: Settings) -> str:
-    """PARLEY_JWT_SECRET, or a development secret created once in the data directory."""
+    """PARLEY_JWT_SECRET, or a development secret created once in the data directory.
+
+    Outside demo mode a secret shorter than 32 bytes is refused (ConfigError): it can be
+    guessed offline from any token it signed.
+    """
     if settings.jwt_secret:
+        size = len(settings.jwt_secret.encode())
+        if size < MIN_HS256_SECRET_BYTES and not settings.demo:
+            raise ConfigError(
+                f"PARLEY_JWT_SECRET is {size} bytes; HS256 needs at least "
+                f"{MIN_HS256_SECRET_BYTES}: make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return settings.jwt_secret
     path = Path(settings.data_dir) / _DEV_SECRET_FILE
     if not path.exists():

@@ -10,7 +10,7 @@ import logging.config
 import os
 import sys
 
-from parley import demo, store
+from parley import demo, preflight, store
 from parley.app import resolve_database_url
 from parley.auth import issue_token
 from parley.config import ConfigError, Settings
@@ -26,6 +26,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> list[str]:
+        if settings.database_url:
+            await preflight.check_database(settings.database_url)
         async with contextlib.AsyncExitStack() as stack:
             return await migrate(await resolve_database_url(settings, stack))
 
@@ -43,6 +45,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """Seed the demo marketplace; print tokens and the terminal client's command for each user."""
 
     async def seed() -> int:
+        if settings.database_url:
+            await preflight.check_database(settings.database_url)
         async with contextlib.AsyncExitStack() as stack:
             dsn = await resolve_database_url(settings, stack)
             await migrate(dsn)

