@@ -64,7 +64,16 @@ def database_url(postgres_admin_dsn: str) -> Iterator[str]:
     asyncio.run(drop_database(postgres_admin_dsn, name))
 
 
-TABLES = ("reports", "message_versions", "messages", "conversations", "products", "badges", "users")
+TABLES = (
+    "demo_seed",
+    "reports",
+    "message_versions",
+    "messages",
+    "conversations",
+    "products",
+    "badges",
+    "users",
+)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -83,7 +83,8 @@ def _hs256(secret: str = JWT_SECRET) -> dict[str, str]:
     return {"PARLEY_JWT_SECRET": secret}
 
 
-BAD_SETTINGS = {
+# name: (the environment, given an empty database's URL; the words its one line must hold)
+BAD_SETTINGS: dict[str, tuple[Callable[[str], dict[str, str]], tuple[str, ...]]] = {
     "database on a closed port": (
         lambda dsn: {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"} | _hs256(),
         ("DATABASE_URL", "cannot connect", "start Postgres"),

@@ -101,7 +101,9 @@ async def test_demo_mode_hands_tokens_for_demo_users_only(demo_gateway: Gateway)
     for body, status in refused.items():
         response = await post_token(demo_gateway, body)
         assert response.status_code == status, body[:40]
-        assert response.json()["code"]
+        error = response.json()["error"]  # the internal API's shape, as documented
+        assert set(error) == {"code", "message"}, error
+        assert error["code"] in {"not_found", "invalid_body", "payload_too_large"}
     granted = await post_token(demo_gateway, b'{"user_id": 702}')
     assert granted.status_code == 200
     assert granted.headers["cache-control"] == "no-store"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from parley import demo, http, logs, metrics, web
+from parley.auth import development_service_token
 from parley.broker import broker_from_url
 from parley.chat import Chat
 from parley.config import Settings
@@ -61,6 +63,9 @@ async def resolve_database_url(settings: Settings, stack: contextlib.AsyncExitSt
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    if settings.demo and not settings.service_token:
+        # Demo mode's internal API is on, with a development token the README's examples read.
+        settings = dataclasses.replace(settings, service_token=development_service_token(settings))
     logs.skip_unused_record_fields()
 
     @contextlib.asynccontextmanager
@@ -75,9 +80,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             stack.push_async_callback(pool.close)
             if settings.demo:
-                log.warning("DEMO MODE: /demo/token gives anyone a token for the demo users")
-                if await demo.seed(pool):
-                    log.info("demo marketplace seeded")
+                log.warning(
+                    "DEMO MODE: /demo/token gives anyone a token for the demo users; the "
+                    "internal API takes Authorization: Bearer %s",
+                    settings.service_token,
+                )
+                try:
+                    if await demo.seed(pool):
+                        log.info("demo marketplace seeded")
+                except (asyncpg.PostgresError, OSError) as error:
+                    # A demo that cannot seed still serves what is there.
+                    log.error("demo seed failed, starting without it: %r", error)
             broker = broker_from_url(settings.redis_url or "memory://", settings.redis_prefix)
             hub = Hub(broker)
             await hub.start()

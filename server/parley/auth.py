@@ -22,6 +22,7 @@ from parley.validation import MAX_ID, id_from_text
 log = logging.getLogger(__name__)
 
 _DEV_SECRET_FILE = "jwt-secret"
+DEV_SERVICE_TOKEN_FILE = "service-token"
 # RFC 7518 3.2: an HS256 key at least as long as the hash, 256 bits.
 MIN_HS256_SECRET_BYTES = 32
 PublicKey = RSAPublicKey | EllipticCurvePublicKey
@@ -135,13 +136,32 @@ def hs256_secret(settings: Settings) -> str:
                 "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return settings.jwt_secret
-    path = Path(settings.data_dir) / _DEV_SECRET_FILE
+    return _development_secret(Path(settings.data_dir) / _DEV_SECRET_FILE, "PARLEY_JWT_SECRET")
+
+
+def development_service_token(settings: Settings) -> str:
+    """Demo mode's token for the internal API when PARLEY_SERVICE_TOKEN is unset: made once
+    in the data directory (``.parley/service-token``), so the README's examples can read it."""
+    path = Path(settings.data_dir) / DEV_SERVICE_TOKEN_FILE
+    return _development_secret(path, "PARLEY_SERVICE_TOKEN")
+
+
+def _development_secret(path: Path, setting: str) -> str:
+    """The secret in ``path``, created once; written aside and linked into place, so several
+    workers starting together all read the same, whole secret."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        aside = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
             file.write(secrets.token_urlsafe(32))
-        log.warning("PARLEY_JWT_SECRET is unset: created a development secret in %s", path)
+        try:
+            os.link(aside, path)
+            log.warning("%s is unset: created a development secret in %s", setting, path)
+        except FileExistsError:
+            pass  # another worker linked its own first: theirs is the one
+        finally:
+            aside.unlink()
     return path.read_text().strip()
 
 

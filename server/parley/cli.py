@@ -44,7 +44,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     """Seed the demo marketplace; print tokens and the terminal client's command for each user."""
 
-    async def seed() -> int:
+    async def seed() -> int | None:
         if settings.database_url:
             await preflight.check_database(settings.database_url)
         async with contextlib.AsyncExitStack() as stack:
@@ -53,9 +53,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             pool = await create_pool(dsn, min_size=1, max_size=2)
             stack.push_async_callback(pool.close)
             await demo.seed(pool)
-            buyer, product = demo.FIRST_CHAT
-            conversation, _ = await store.open_conversation(pool, buyer, product)
-            return conversation.id
+            # Found, not opened: a visitor may have blocked the other side since.
+            conversation = await store.find_conversation(pool, *demo.FIRST_CHAT)
+            return None if conversation is None else conversation.id
 
     conversation_id = asyncio.run(seed())
     url = f"ws://{settings.host}:{settings.port}/ws"
@@ -67,8 +67,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"    {python} -m parley_client {url} --token {token}\n")
     print("Start the server (python3 dev.py run), start two of the clients above, and type:")
     print('    {"type":"conversation.list"}')
-    send = {"type": "message.send", "conversation_id": conversation_id, "content": "Still there?"}
-    print("    " + json.dumps(send, separators=(",", ":")))
+    if conversation_id is not None:
+        send = {"type": "message.send", "conversation_id": conversation_id}
+        send["content"] = "Still there?"
+        print("    " + json.dumps(send, separators=(",", ":")))
     return 0
 
 

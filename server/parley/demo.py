@@ -7,7 +7,10 @@ so it exists only when PARLEY_DEMO is set (``python3 dev.py run`` sets it).
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from starlette.requests import Request
@@ -16,8 +19,14 @@ from starlette.routing import BaseRoute, Route
 
 from parley import store
 from parley.auth import issue_token
-from parley.http import read_body
+from parley.errors import NotFound, ParleyError
+from parley.http import error_response, read_body
 from parley.models import MessageType
+
+if TYPE_CHECKING:
+    from parley.store._sql import Connection
+
+log = logging.getLogger(__name__)
 
 TOKEN_TTL_SECONDS = 3600
 MAX_TOKEN_BODY_BYTES = 1024
@@ -80,36 +89,77 @@ HISTORY: tuple[tuple[int, int, list[_Line]], ...] = (
 
 
 async def seed(pool: asyncpg.Pool) -> bool:
-    """Create the demo marketplace unless it is there already; True when it was created."""
-    for user in USERS:
-        await store.upsert_user(pool, user.id, user.display_name)
-    for product in PRODUCTS:
-        await store.upsert_product(
-            pool,
-            product.id,
-            product.seller_id,
-            product.title,
-            price_cents=product.price_cents,
-            currency="EUR",
-            image_url=product.image_url,
+    """Create the demo marketplace once; True when it was created now.
+
+    Once means once: the first start claims the seed in ``demo_seed``, and every later start
+    leaves the data alone, so what visitors did (an accepted offer that reserved a listing, a
+    block) survives restarts. Within the seed, each step that fails is logged and skipped;
+    Parley starts anyway. A database seeded before ``demo_seed`` existed is left as it is:
+    no listing is set back to active, no blocked conversation is reopened.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await conn.fetchval(
+            "INSERT INTO demo_seed DEFAULT VALUES ON CONFLICT DO NOTHING RETURNING seeded_at"
         )
-    created = False
-    for product_id, buyer_id, lines in HISTORY:
-        conversation, _ = await store.open_conversation(pool, buyer_id, product_id)
-        if conversation.last_seq > 0:
-            continue  # seeded on an earlier start: never add the history twice
-        created = True
-        for number, (sender_id, message_type, content, metadata) in enumerate(lines, 1):
-            await store.send_message(
-                pool,
-                conversation_id=conversation.id,
-                sender_id=sender_id,
-                client_msg_id=f"demo-{product_id}-{buyer_id}-{number}",
-                content=content,
-                message_type=message_type,
-                metadata=metadata,
-            )
-    return created
+        if claimed is None:
+            return False
+        for user in USERS:
+            await _step(f"user {user.id}", conn, _add_user(conn, user))
+        for product in PRODUCTS:
+            await _step(f"product {product.id}", conn, _add_product(conn, product))
+        for product_id, buyer_id, lines in HISTORY:
+            name = f"conversation of {buyer_id} about {product_id}"
+            await _step(name, conn, _add_history(conn, product_id, buyer_id, lines))
+    return True
+
+
+async def _step(name: str, conn: Connection, step: Coroutine[Any, Any, None]) -> None:
+    """Run one step in a savepoint: a failure undoes that step only, and says so."""
+    try:
+        async with conn.transaction():
+            await step
+    except (ParleyError, asyncpg.PostgresError) as error:
+        log.warning("demo seed: skipped the %s: %s", name, error)
+
+
+async def _add_user(conn: Connection, user: DemoUser) -> None:
+    if await conn.fetchval("SELECT 1 FROM users WHERE id = $1", user.id) is None:
+        await store.upsert_user(conn, user.id, user.display_name)
+
+
+async def _add_product(conn: Connection, product: DemoProduct) -> None:
+    try:
+        await store.get_product(conn, product.id)
+        return  # there already, perhaps reserved or sold: never set back to active
+    except NotFound:
+        pass
+    await store.upsert_product(
+        conn,
+        product.id,
+        product.seller_id,
+        product.title,
+        price_cents=product.price_cents,
+        currency="EUR",
+        image_url=product.image_url,
+    )
+
+
+async def _add_history(
+    conn: Connection, product_id: int, buyer_id: int, lines: list[_Line]
+) -> None:
+    if await store.find_conversation(conn, buyer_id, product_id) is not None:
+        return  # there already: its history was written, and it may be blocked since
+    conversation, _ = await store.open_conversation(conn, buyer_id, product_id)
+    for number, (sender_id, message_type, content, metadata) in enumerate(lines, 1):
+        await store.send_message(
+            conn,
+            conversation_id=conversation.id,
+            sender_id=sender_id,
+            client_msg_id=f"demo-{product_id}-{buyer_id}-{number}",
+            content=content,
+            message_type=message_type,
+            metadata=metadata,
+        )
 
 
 async def marketplace(request: Request) -> Response:
@@ -140,22 +190,18 @@ async def token(request: Request) -> Response:
     """A token for a demo user: ``POST /demo/token {"user_id": 701}``."""
     body = await read_body(request, MAX_TOKEN_BODY_BYTES)
     if body is None:
-        return _refuse(413, "payload_too_large", "the body is a user id, nothing more")
+        return error_response(413, "payload_too_large", "the body is a user id, nothing more")
     try:
         user_id = json.loads(body)["user_id"]
     except (ValueError, KeyError, TypeError):
-        return _refuse(400, "invalid_body", 'send {"user_id": <a demo user id>}')
+        return error_response(400, "invalid_body", 'send {"user_id": <a demo user id>}')
     if type(user_id) is not int or user_id not in {user.id for user in USERS}:
-        return _refuse(404, "not_found", "not a demo user")
+        return error_response(404, "not_found", "not a demo user")
     settings = request.app.state.services.settings
     return JSONResponse(
         {"token": issue_token(settings, user_id, TOKEN_TTL_SECONDS), "user_id": user_id},
         headers={"Cache-Control": "no-store"},
     )
-
-
-def _refuse(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
 def routes() -> list[BaseRoute]:

@@ -159,7 +159,8 @@ _STATUS_BY_ERROR: dict[type[ParleyError], int] = {
 }
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """Every HTTP error Parley answers: ``{"error": {"code", "message"}}``."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
@@ -180,29 +181,30 @@ def internal(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             raw_id = request.path_params["id"]
             path_id = id_from_text(raw_id)
             if path_id is None:
-                return _error(404, "not_found", f"no such id {raw_id[:40]!r}")
+                return error_response(404, "not_found", f"no such id {raw_id[:40]!r}")
         payload: Any = None
         if decoder is not None:
             limit = request.app.state.services.settings.limits.max_body_bytes
             raw = await read_body(request, limit)
             if raw is None:
-                return _error(413, "payload_too_large", f"the body is over {limit} bytes")
+                return error_response(413, "payload_too_large", f"the body is over {limit} bytes")
             if nests_deeper_than(raw):
-                return _error(400, "invalid_body", f"the body nests deeper than {MAX_JSON_DEPTH}")
+                message = f"the body nests deeper than {MAX_JSON_DEPTH}"
+                return error_response(400, "invalid_body", message)
             try:
                 payload = decoder.decode(raw)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
-                return _error(400, "invalid_body", str(error)[:200])
+                return error_response(400, "invalid_body", str(error)[:200])
         elif op.query is not None:
             try:
                 payload = msgspec.convert(dict(request.query_params), op.query, strict=False)
             except msgspec.ValidationError as error:
-                return _error(400, "invalid_query", str(error)[:200])
+                return error_response(400, "invalid_query", str(error)[:200])
         try:
             response: Response = await op.handler(request, path_id, payload)
         except ParleyError as error:
             status = next((s for cls, s in _STATUS_BY_ERROR.items() if isinstance(error, cls)), 500)
-            return _error(status, error.code, str(error))
+            return error_response(status, error.code, str(error))
         return response
 
     return endpoint
@@ -212,10 +214,10 @@ def _refuse_without_service_token(request: Request) -> Response | None:
     """The answer to a request without the marketplace's bearer token, or None."""
     expected = request.app.state.services.settings.service_token
     if not expected:
-        return _error(503, "disabled", "the internal API is off: set PARLEY_SERVICE_TOKEN")
+        return error_response(503, "disabled", "the internal API is off: set PARLEY_SERVICE_TOKEN")
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-        return _error(401, "unauthorized", "a valid service bearer token is required")
+        return error_response(401, "unauthorized", "a valid service bearer token is required")
     return None
 
 

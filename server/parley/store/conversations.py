@@ -22,7 +22,7 @@ from parley.store._sql import (
 from parley.validation import MAX_ID, check_id, check_page_limit
 
 if TYPE_CHECKING:
-    from parley.store._sql import Connection, Database
+    from parley.store._sql import Database
 
 # The conversation as user $2 sees it.
 _VIEW: Final = f"SELECT c.*, {VIEW_COLUMNS} FROM conversations c {view_joins('c', '$2')}"
@@ -127,9 +127,13 @@ async def open_conversation(
         return conversation, created is not None
 
 
-async def _find_conversation(
-    conn: Connection, buyer_id: int, product_id: int
-) -> Conversation | None:
+async def find_conversation(db: Database, buyer_id: int, product_id: int) -> Conversation | None:
+    """The conversation of (product, buyer, product's seller) as the buyer sees it, if it
+    exists; opens nothing and checks no block (for demo mode's own bookkeeping)."""
+    return await _find_conversation(db, buyer_id, product_id)
+
+
+async def _find_conversation(conn: Database, buyer_id: int, product_id: int) -> Conversation | None:
     row = await conn.fetchrow(FIND_CONVERSATION_QUERY, product_id, buyer_id)
     return None if row is None else conversation_view(row, buyer_id)
 
