@@ -5,6 +5,7 @@
     python3 dev.py test             # ruff, mypy, tsc and the tests (embedded services unless told)
     python3 dev.py test --latest    # the same in a throw-away venv of the newest allowed releases
     python3 dev.py lock             # re-resolve requirements/*.txt from pyproject.toml (uv)
+    python3 dev.py bench s1         # a benchmark (bench/), with the test lock's tools
     python3 dev.py demo             # any other word runs that `parley` command: demo, token 701
 
 Every install comes from requirements/run.txt or requirements/test.txt, with hashes, and
@@ -24,7 +25,8 @@ import tempfile
 import venv
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+# absolute(), not resolve(): a checkout of symlinks (tests/test_docs.py) is a checkout of its own.
+ROOT = Path(__file__).absolute().parent
 VENV = ROOT / ".venv"
 STAMP_NAME = ".parley-installed"
 SDK = ROOT / "clients" / "python"
@@ -61,16 +63,16 @@ def ensure_venv(lock: str) -> None:
         print(f"dev.py: creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     stamp = VENV / STAMP_NAME
-    installed = stamp.read_text().splitlines() if stamp.exists() else []
-    # The test lock holds the run lock's versions (dev.py lock resolves it so): a venv set up
-    # for the tests also runs the server, and is never downgraded to run it.
-    if _lock_fingerprint(lock) in installed or (
-        lock == "run" and _lock_fingerprint("test") in installed
-    ):
+    installed_lock, _, fingerprint = (stamp.read_text() if stamp.exists() else "").partition(" ")
+    if lock == "run" and installed_lock == "test":
+        # A venv set up for the tests also runs the server (the test lock holds the run
+        # lock's versions): keep its tools, and follow the test lock when it changes.
+        lock = "test"
+    if installed_lock == lock and fingerprint.strip() == _lock_fingerprint(lock):
         return
     print(f"dev.py: installing requirements/{lock}.txt into {VENV}", flush=True)
     _install_lock(python, LOCKS / f"{lock}.txt")
-    stamp.write_text(_lock_fingerprint(lock) + "\n")
+    stamp.write_text(f"{lock} {_lock_fingerprint(lock)}\n")
 
 
 def _install_lock(python: Path, lock: Path) -> None:
@@ -237,11 +239,22 @@ def main(argv: list[str]) -> int:
             return test_latest([arg for arg in rest if arg != "--latest"])
         ensure_venv("test")
         return run_checks_and_tests(_bin(VENV), rest)
+    os.chdir(ROOT)  # .parley/ and bench/ are the checkout's
+    if command == "bench":
+        ensure_venv("test")  # the bench's peers and charts are in the test lock
+        python = str(_bin(VENV) / "python")
+        os.execv(python, [python, "-m", "bench", *rest])
     ensure_venv("run")
-    os.chdir(ROOT)
     if command == "run":
         # The README's quick start: a seeded marketplace and the chat page at /.
         os.environ.setdefault("PARLEY_DEMO", "1")
+        data_dir = os.environ.get("PARLEY_DATA_DIR", ".parley")
+        print(
+            f"dev.py: demo mode on http://127.0.0.1:{os.environ.get('PORT', '8000')}; its "
+            f"internal API takes the development token in {data_dir}/service-token "
+            "(logged below as DEMO MODE)",
+            flush=True,
+        )
     parley = str(_bin(VENV) / "parley")
     os.execv(parley, [parley, "serve" if command == "run" else command, *rest])
     return 0  # not reached: execv replaces this process

@@ -40,11 +40,17 @@ class _Process:
         self._pump: asyncio.Task[None] | None = None
 
     async def _spawn(
-        self, argv: list[str], ready: str, env: dict[str, str] | None = None, times: int = 1
+        self,
+        argv: list[str],
+        ready: str,
+        env: dict[str, str] | None = None,
+        times: int = 1,
+        cwd: Path | None = None,
     ) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
+            cwd=cwd,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # our signals only, never the test runner's
@@ -144,6 +150,22 @@ class GatewayProcess(_Process):
             await self._spawn(argv, "Application startup complete", env, times=workers)
         else:
             await self._spawn(argv, "Uvicorn running on", env)
+
+
+class QuickStart(_Process):
+    """`python3 dev.py run` as the README's quick start runs it, in ``checkout``, with the
+    environment of a fresh shell: demo mode on an embedded Postgres in ``checkout/.parley``."""
+
+    def __init__(self, checkout: Path, env: dict[str, str]) -> None:
+        super().__init__("quick start")
+        self.checkout = checkout
+        self.env = env
+        self.port = free_port()
+
+    async def start(self) -> None:
+        env = self.env | {"PORT": str(self.port)}
+        argv = [sys.executable, "dev.py", "run"]
+        await self._spawn(argv, "Uvicorn running on", env, cwd=self.checkout)
 
 
 @contextlib.asynccontextmanager
