@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from parley.config import ConfigError, Settings
 from parley.errors import Unauthorized
+from parley.jwks import JwksKeys
 from parley.validation import MAX_ID, id_from_text
 
 log = logging.getLogger(__name__)
@@ -41,43 +43,85 @@ class Identity:
 
 
 class TokenVerifier:
-    """Checks signature, ``exp`` and ``sub`` with the one algorithm the config names.
+    """Checks signature, ``exp`` and ``sub`` with the one algorithm the config names, and
+    ``aud`` and ``iss`` when the config names them (RFC 8725 3.9, 3.10).
 
     Tokens with any other algorithm, ``none`` included, are refused: the list of accepted
-    algorithms is fixed here and never read from the token.
+    algorithms is fixed here and never read from the token. With a JWKS, the token's ``kid``
+    only chooses among the marketplace's keys.
     """
 
-    def __init__(self, algorithm: str, key: str | bytes | PublicKey) -> None:
+    def __init__(
+        self,
+        algorithm: str,
+        key: str | bytes | PublicKey | None,
+        *,
+        audience: str | None = None,
+        issuer: str | None = None,
+        jwks: JwksKeys | None = None,
+    ) -> None:
         self._algorithm = algorithm
         self._key = key
+        self._audience = audience
+        self._issuer = issuer
+        self._jwks = jwks
+        self._required = ["exp", "sub"] + ["aud"] * bool(audience) + ["iss"] * bool(issuer)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
         """The verifier the settings describe; ConfigError naming the setting when they
         cannot work (no key, a key that is not a PEM public key of the algorithm's kind)."""
+        audience, issuer = settings.jwt_audience, settings.jwt_issuer
+        if settings.jwt_jwks_url:
+            if settings.jwt_algorithm == "HS256":
+                raise ConfigError(
+                    "PARLEY_JWT_JWKS_URL holds public keys: set PARLEY_JWT_ALGORITHM to RS256 "
+                    "or ES256, as the marketplace signs"
+                )
+            if urlsplit(settings.jwt_jwks_url).scheme not in ("https", "http"):
+                raise ConfigError(
+                    f"PARLEY_JWT_JWKS_URL must be an https:// URL, got {settings.jwt_jwks_url!r}"
+                )
+            jwks = JwksKeys(
+                settings.jwt_jwks_url, refetch_seconds=settings.jwt_jwks_refetch_seconds
+            )
+            return cls(settings.jwt_algorithm, None, jwks=jwks, audience=audience, issuer=issuer)
         if settings.jwt_algorithm == "HS256":
-            return cls("HS256", hs256_secret(settings))
-        return cls(settings.jwt_algorithm, public_key(settings))
+            return cls("HS256", hs256_secret(settings), audience=audience, issuer=issuer)
+        key = public_key(settings)
+        return cls(settings.jwt_algorithm, key, audience=audience, issuer=issuer)
 
-    def verify(self, token: object) -> Identity:
+    async def verify(self, token: object) -> Identity:
         """Return who the token names and until when; raise Unauthorized with the reason
         otherwise."""
         if not isinstance(token, str) or not token:
             raise Unauthorized("hello needs a token")
+        key = self._key
         try:
+            if self._jwks is not None:
+                key = (await self._jwks.key(jwt.get_unverified_header(token).get("kid"))).key
+            assert key is not None  # a JWKS, or the one key
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[self._algorithm],
-                options={"require": ["exp", "sub"], "verify_sub": False},
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": self._required, "verify_sub": False},
                 leeway=5,
             )
+        except Unauthorized:
+            raise
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token expired") from None
         except jwt.MissingRequiredClaimError as error:
             raise Unauthorized(f"token has no {error.claim!r} claim") from None
         except jwt.InvalidAlgorithmError:
             raise Unauthorized(f"token is not signed with {self._algorithm}") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized("token is meant for another service (aud)") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized("token comes from another issuer (iss)") from None
         except jwt.InvalidTokenError as error:
             raise Unauthorized(f"token rejected: {str(error)[:100]}") from None
         except Exception:

@@ -50,6 +50,10 @@ class Settings:
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None  # HS256; unset: a development secret in data_dir
     jwt_public_key: str | None = None  # RS256 / ES256, PEM
+    jwt_jwks_url: str | None = None  # RS256 / ES256: the marketplace's rotating keys
+    jwt_jwks_refetch_seconds: float = 60.0  # at most one fetch per this, for unknown kids
+    jwt_audience: str | None = None  # when set, tokens must carry it in "aud"
+    jwt_issuer: str | None = None  # when set, tokens must carry it in "iss"
     allowed_origins: tuple[str, ...] = ()
     service_token: str | None = None
     workers: int = 1
@@ -92,6 +96,12 @@ class Settings:
             ),
             jwt_secret=env.get("PARLEY_JWT_SECRET") or None,
             jwt_public_key=env.get("PARLEY_JWT_PUBLIC_KEY") or None,
+            jwt_jwks_url=env.get("PARLEY_JWT_JWKS_URL") or None,
+            jwt_jwks_refetch_seconds=read.number(
+                "PARLEY_JWT_JWKS_REFETCH_SECONDS", default.jwt_jwks_refetch_seconds
+            ),
+            jwt_audience=env.get("PARLEY_JWT_AUDIENCE") or None,
+            jwt_issuer=env.get("PARLEY_JWT_ISSUER") or None,
             allowed_origins=read.strings("PARLEY_ALLOWED_ORIGINS"),
             service_token=env.get("PARLEY_SERVICE_TOKEN") or None,
             workers=max(1, read.integer("WEB_CONCURRENCY", default.workers)),

@@ -43,7 +43,7 @@ async def first_frame(session: Session) -> bool:
         await session.close_socket(WS_4400_HELLO_EXPECTED, "the first frame must be hello")
         return False
     try:
-        identity = gateway.verifier.verify(frame.token)
+        identity = await gateway.verifier.verify(frame.token)
     except Unauthorized as error:
         await session.send_now(error_frame(error, frame.id))
         await session.close_socket(WS_4401_UNAUTHORIZED, str(error))
@@ -89,7 +89,7 @@ def hello_data(session: Session, unread_total: int, unread_version: int) -> prot
 
 async def renew(session: Session, token: str) -> protocol.HelloData:
     """A second hello: a fresh token for the same user; the reply is a hello's."""
-    identity = session.gateway.verifier.verify(token)
+    identity = await session.gateway.verifier.verify(token)
     if identity.user_id != session.user_id:
         raise Unauthorized("the token is for another user; open another socket for them")
     session.token_expires_at = identity.expires_at
