@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,12 @@ from parley import openapi, store
 from parley.app import create_app
 from parley.config import Settings
 from parley.http import OPERATIONS
+from parley.validation import (
+    MARKETPLACE_TEXT_PATTERN,
+    SITE_URL_PATTERN,
+    is_marketplace_text,
+    is_site_url,
+)
 from tests.clients import Gateway
 from tests.conftest import SERVICE_TOKEN, gateway_settings, running_gateway
 from tests.servers import serve
@@ -238,3 +245,48 @@ async def test_the_document_is_served_behind_the_service_token(
     assert served.json() == openapi.document(OPERATIONS)
     async with httpx.AsyncClient(base_url=gateway.server.http_url) as anonymous:
         assert (await anonymous.get("/internal/openapi.json")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cdn.example/a.png",
+        "https://cdn.example:8443/a.png?x=1#y",
+        "/static/demo/phone.svg",
+        "https://exämple.com/a.png",
+        "https://cdn.example/a b.png",
+        "https://cdn.example/a.png\n",
+        "http://cdn.example/a.png",
+        "//cdn.example/a.png",
+        "/~çB Ì 8",
+        "javascript:alert(1)",
+        "",
+    ],
+)
+def test_the_documented_url_pattern_is_the_rule_the_server_keeps(url: str) -> None:
+    # Python's re, as schemathesis reads the document; its `$` made `\Z` as it does.
+    documented = re.search(SITE_URL_PATTERN.removesuffix("$") + r"\Z", url) is not None
+    assert documented == is_site_url(url)
+
+
+@pytest.mark.parametrize(
+    "text", ["This item was sold.", " x ", "\u200b", "", "   \n\t", "a\x00b", "\x00"]
+)
+def test_the_documented_marketplace_text_is_the_rule_the_server_keeps(text: str) -> None:
+    documented = re.search(MARKETPLACE_TEXT_PATTERN.removesuffix("$") + r"\Z", text)
+    assert (documented is not None) == (is_marketplace_text(text) and "\x00" not in text)
+
+
+async def test_an_id_written_with_a_zero_fraction_is_the_id_and_other_fractions_are_not(
+    backend: tuple[Gateway, httpx.AsyncClient], world: World
+) -> None:
+    # JSON Schema's "integer" takes 702.0; the document says integer, so the server does too.
+    _, client = backend
+    body = {"title": "Desk lamp", "currency": "EUR", "price_cents": 4500.0}
+    whole = await client.put("/internal/products/7030", json=body | {"seller_id": 702.0})
+    assert whole.status_code == 200
+    assert whole.json()["product"]["seller_id"] == 702
+    assert whole.json()["product"]["price_cents"] == 4500
+    for seller in (702.5, 7.02e2 + 1e-9, "702"):
+        refused = await client.put("/internal/products/7031", json=body | {"seller_id": seller})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_body")

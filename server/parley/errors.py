@@ -85,6 +85,13 @@ class NotEditable(ParleyError):
     code = "not_editable"
 
 
+class NotReserved(ParleyError):
+    """The marketplace set a listing to ``reserved`` that no accepted offer reserved: only an
+    offer reserves (for its buyer); ``reserved`` in a product PUT keeps a reservation."""
+
+    code = "not_reserved"
+
+
 class ProductUnavailable(ParleyError):
     """The product is sold or deleted, so no new conversation can start about it; or it is
     not for sale any more (reserved, sold or deleted), so no offer can be made or answered."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -14,12 +15,14 @@ from starlette.routing import BaseRoute, Route
 
 from parley import metrics
 from parley.chat import Chat
+from parley.config import Limits
 from parley.errors import (
     ClientMsgIdConflict,
     Forbidden,
     InvalidArgument,
     InvalidMessage,
     NotFound,
+    NotReserved,
     ParleyError,
     ProductUnavailable,
     Unavailable,
@@ -33,8 +36,9 @@ from parley.models import (
     SentMessage,
     User,
 )
-from parley.openapi import Operation, dumps
+from parley.openapi import METADATA_SCHEMA, Operation, dumps
 from parley.validation import (
+    MARKETPLACE_TEXT_PATTERN,
     MAX_CLIENT_MSG_ID,
     MAX_ID,
     MAX_JSON_DEPTH,
@@ -85,14 +89,20 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 # What the store checks beyond the shape, said in the schema too (docs/openapi.json).
-_Name = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": MAX_NAME_CHARS})]
+_NO_NUL = "^[^\\x00]*$"  # Postgres text holds no NUL
+_Name = Annotated[
+    str, msgspec.Meta(extra_json_schema={"maxLength": MAX_NAME_CHARS, "pattern": _NO_NUL})
+]
 _Url = Annotated[
     str,
     msgspec.Meta(extra_json_schema={"maxLength": MAX_URL_CHARS, "pattern": SITE_URL_PATTERN}),
 ]
 _Currency = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": "^[A-Z]{3}$"})]
 _ClientMsgId = Annotated[
-    str, msgspec.Meta(extra_json_schema={"minLength": 1, "maxLength": MAX_CLIENT_MSG_ID})
+    str,
+    msgspec.Meta(
+        extra_json_schema={"minLength": 1, "maxLength": MAX_CLIENT_MSG_ID, "pattern": _NO_NUL}
+    ),
 ]
 
 
@@ -110,10 +120,37 @@ class ProductBody(msgspec.Struct, frozen=True):
     status: ProductStatus = "active"
 
 
+# The marketplace's own words: not only whitespace, no NUL (validation.is_marketplace_text).
+_SystemText = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "minLength": 1,
+            "maxLength": Limits().max_content_chars,
+            "pattern": MARKETPLACE_TEXT_PATTERN,
+            "description": "at most PARLEY_MAX_CONTENT_CHARS (4000 by default) characters",
+        }
+    ),
+]
+_Resolution = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "minLength": 1,
+            "maxLength": MAX_REASON_CHARS,
+            "pattern": MARKETPLACE_TEXT_PATTERN,
+        }
+    ),
+]
+
+
+_Metadata = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema=METADATA_SCHEMA)]
+
+
 class SystemMessageBody(msgspec.Struct, frozen=True):
     client_msg_id: _ClientMsgId
-    content: str
-    metadata: dict[str, Any] = {}
+    content: _SystemText
+    metadata: _Metadata = {}
 
 
 class ReportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -123,7 +160,7 @@ class ReportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ResolveBody(msgspec.Struct, frozen=True):
-    resolution: Annotated[str, msgspec.Meta(max_length=MAX_REASON_CHARS)] | None = None
+    resolution: _Resolution | None = None
 
 
 class ReportList(msgspec.Struct, frozen=True):
@@ -153,6 +190,7 @@ _STATUS_BY_ERROR: dict[type[ParleyError], int] = {
     Forbidden: 403,
     ClientMsgIdConflict: 409,
     ProductUnavailable: 409,
+    NotReserved: 409,
     InvalidArgument: 400,
     InvalidMessage: 400,
     Unavailable: 503,
@@ -166,6 +204,41 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(payload), status, media_type="application/json")
+
+
+_exact_numbers = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _decode_body(decoder: msgspec.json.Decoder[Any], body: type[Any], raw: bytes) -> Any:
+    """The body as its struct. JSON Schema's "integer" takes ``7.0`` as well as ``7``, so an
+    id or an amount written with a zero fraction is taken too, read exactly (never through
+    a float); other fractions are refused as before. Only the body's own fields, which hold
+    its numbers: metadata is kept as sent."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        if "got `float`" not in str(error):
+            raise
+        fields = _exact_numbers.decode(raw)
+        if not isinstance(fields, dict):
+            raise
+    fields = {name: _whole(value) for name, value in fields.items()}
+    return msgspec.convert(_floats_back(fields), body)
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, Decimal) and value == value.to_integral() else value
+
+
+def _floats_back(value: Any) -> Any:
+    """What the exact reading made Decimal, deeper than the body's fields, is a float again."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _floats_back(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats_back(item) for item in value]
+    return value
 
 
 def internal(op: Operation) -> Callable[[Request], Awaitable[Response]]:
@@ -191,8 +264,9 @@ def internal(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             if nests_deeper_than(raw):
                 message = f"the body nests deeper than {MAX_JSON_DEPTH}"
                 return error_response(400, "invalid_body", message)
+            assert op.body is not None  # a decoder is made for a body only
             try:
-                payload = decoder.decode(raw)
+                payload = _decode_body(decoder, op.body, raw)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as error:
                 return error_response(400, "invalid_body", str(error)[:200])
         elif op.query is not None:
@@ -295,6 +369,7 @@ OPERATIONS: Final[list[Operation]] = [
         UserBody,
         {200: ("the user as stored", UserAnswer)},
         put_user,
+        "putUser",
     ),
     Operation(
         "PUT",
@@ -304,8 +379,15 @@ OPERATIONS: Final[list[Operation]] = [
         {
             200: ("the product, and the conversations whose status changed", ProductAnswer),
             403: ("the product belongs to another seller (`forbidden`)", None),
+            409: (
+                "`reserved` for a listing no accepted offer reserved (`not_reserved`): only an"
+                " offer reserves, and `reserved` keeps a reservation",
+                None,
+            ),
         },
         put_product,
+        "putProduct",
+        links={"GetProduct": ("getProduct", "$request.path.id")},
     ),
     Operation(
         "GET",
@@ -314,6 +396,7 @@ OPERATIONS: Final[list[Operation]] = [
         None,
         {200: ("the product", ProductView), 404: ("no such product (`not_found`)", None)},
         get_product,
+        "getProduct",
     ),
     Operation(
         "POST",
@@ -326,6 +409,7 @@ OPERATIONS: Final[list[Operation]] = [
             409: ("client_msg_id was used for another notice", None),
         },
         post_system_message,
+        "postSystemMessage",
     ),
     Operation(
         "GET",
@@ -334,7 +418,9 @@ OPERATIONS: Final[list[Operation]] = [
         None,
         {200: ("a page of reports; next_after for the next one", ReportList)},
         get_reports,
+        "listReports",
         query=ReportQuery,
+        links={"ResolveReport": ("resolveReport", "$response.body#/reports/0/report/id")},
     ),
     Operation(
         "POST",
@@ -343,6 +429,7 @@ OPERATIONS: Final[list[Operation]] = [
         ResolveBody,
         {200: ("the report, resolved", ReportAnswer)},
         resolve_report,
+        "resolveReport",
     ),
 ]
 _DOCUMENT: Final = dumps(OPERATIONS).encode()

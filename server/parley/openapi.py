@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -20,6 +20,28 @@ import msgspec
 from parley import __version__
 
 _REF: Final = "#/components/schemas/{name}"
+# JSON that Postgres's jsonb holds: any value, but no NUL in a string or a key.
+_NO_NUL: Final = {"pattern": "^[^\\x00]*$"}
+METADATA_VALUE_REF: Final = _REF.format(name="MetadataValue")
+_METADATA_VALUE: Final = {
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", **_NO_NUL},
+        {"type": "array", "items": {"$ref": METADATA_VALUE_REF}},
+        {
+            "type": "object",
+            "propertyNames": _NO_NUL,
+            "additionalProperties": {"$ref": METADATA_VALUE_REF},
+        },
+    ]
+}
+# A message's metadata: the schema for http.py's bodies to name.
+METADATA_SCHEMA: Final = {
+    "propertyNames": _NO_NUL,
+    "additionalProperties": {"$ref": METADATA_VALUE_REF},
+    "description": "a JSON object of at most PARLEY_MAX_METADATA_BYTES (8192) bytes as JSON,"
+    " nesting at most 16 deep, with no NUL in any string",
+}
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -41,7 +63,11 @@ class Operation:
     body: type[Any] | None  # the JSON body's struct, or None for none
     answers: dict[int, tuple[str, type[Any] | None]]  # status -> (meaning, body or error)
     handler: Callable[..., Awaitable[Any]]  # (request, path id or None, body or query)
+    operation_id: str
     query: type[Any] | None = None  # the query parameters' struct (GET)
+    # OpenAPI links from the success answer: name -> (operationId, the id it passes), so
+    # a client (and stateful testing) can follow one call with the next.
+    links: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 _COMMON_ERRORS: Final = {
@@ -59,6 +85,7 @@ def document(operations: list[Operation]) -> dict[str, Any]:
         body for op in operations for _, body in op.answers.values() if body is not None
     ]
     refs, components = msgspec.json.schema_components([*types, ErrorAnswer], ref_template=_REF)
+    components["MetadataValue"] = _METADATA_VALUE
     for schema in components.values():
         # Docstrings as inspect.cleandoc leaves them, whichever msgspec release read them
         # (0.23 began to dedent them itself).
@@ -89,7 +116,15 @@ def document(operations: list[Operation]) -> dict[str, Any]:
                     "description": meaning,
                     "content": {"application/json": {"schema": schema_of[ErrorAnswer]}},
                 }
-        described: dict[str, Any] = {"summary": op.summary, "parameters": _parameters(op)}
+        for name, (target, expression) in op.links.items():
+            success = responses[str(min(op.answers))]
+            link = {"operationId": target, "parameters": {"id": expression}}
+            success.setdefault("links", {})[name] = link
+        described: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "parameters": _parameters(op),
+        }
         if op.body is not None:
             described["requestBody"] = {
                 "required": True,

@@ -61,11 +61,19 @@ MAX_SYNC_CONVERSATIONS: Final = 100
 CURRENCY: Final = re.compile(r"[A-Z]{3}")
 # An https URL as Parley stores it: printable ASCII only (no spaces, tabs or controls, which
 # browsers strip or reinterpret), the scheme exactly "https", then a host.
-_HTTPS_URL: Final = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?")
+_HTTPS_URL_RE: Final = r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?"
+_HTTPS_URL: Final = re.compile(_HTTPS_URL_RE)
 # A path on Parley's own origin (the demo's pictures): no scheme, no host, no "//", so it
 # can only ever point back at the server that serves the page.
-_SITE_PATH: Final = re.compile(r"/[A-Za-z0-9._~-][A-Za-z0-9._~/-]*")
-SITE_URL_PATTERN: Final = r"^(https://[A-Za-z0-9.-]+|/[A-Za-z0-9._~-])"
+_SITE_PATH_RE: Final = r"/[A-Za-z0-9._~-][A-Za-z0-9._~/-]*"
+_SITE_PATH: Final = re.compile(_SITE_PATH_RE)
+# Both, whole, as the internal API's document states it (ECMA-262 and Python alike).
+SITE_URL_PATTERN: Final = f"^(?:{_HTTPS_URL_RE}|{_SITE_PATH_RE})$"
+# Text the marketplace sends (system messages, resolutions): something that is not
+# whitespace, and no NUL, which Postgres text cannot hold. What users send is held to
+# has_visible_text, which no JSON Schema pattern can say; the marketplace is trusted.
+MARKETPLACE_TEXT_PATTERN: Final = r"^[^\x00]*[^\s\x00][^\x00]*$"
+_MARKETPLACE_TEXT: Final = re.compile(MARKETPLACE_TEXT_PATTERN)
 # An id written in text (a path, a token's sub): ASCII digits only (int() would also take
 # fullwidth and Arabic-Indic digits), no sign, no leading zero, at most 19 of them.
 _ID_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}")
@@ -186,10 +194,24 @@ MAX_REASON_CHARS: Final = 1000
 
 
 def check_reason(reason: str, name: str = "reason") -> None:
-    """A report's reason or a moderator's resolution: 1 to MAX_REASON_CHARS, not blank."""
+    """A user's report reason: 1 to MAX_REASON_CHARS, something visible."""
     check_text(reason, name)
     if not has_visible_text(reason) or len(reason) > MAX_REASON_CHARS:
         raise InvalidArgument(f"{name} must be 1 to {MAX_REASON_CHARS} characters, not blank")
+
+
+def is_marketplace_text(text: str) -> bool:
+    """Text the marketplace sends: MARKETPLACE_TEXT_PATTERN (not only whitespace, no NUL)."""
+    return _MARKETPLACE_TEXT.search(text) is not None
+
+
+def check_resolution(resolution: str) -> None:
+    """A moderator's resolution: 1 to MAX_REASON_CHARS, not only whitespace."""
+    check_text(resolution, "resolution")
+    if not is_marketplace_text(resolution) or len(resolution) > MAX_REASON_CHARS:
+        raise InvalidArgument(
+            f"resolution must be 1 to {MAX_REASON_CHARS} characters, not only whitespace"
+        )
 
 
 def check_name(text: str, name: str) -> None:
@@ -227,8 +249,10 @@ def validate_message(
         raise ContentTooLong(
             f"content has {len(content)} characters; the limit is {limits.max_content_chars}"
         )
-    if message_type in ("text", "system") and not has_visible_text(content):
-        raise EmptyContent(f"a {message_type} message needs visible content")
+    if message_type == "text" and not has_visible_text(content):
+        raise EmptyContent("a text message needs visible content")
+    if message_type == "system" and not is_marketplace_text(content):
+        raise EmptyContent("a system message needs content that is not only whitespace")
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata("metadata must be a JSON object")
     _check_json(metadata, depth=0)

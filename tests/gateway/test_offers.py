@@ -263,7 +263,7 @@ async def test_nothing_can_be_done_once_the_listing_is_sold(backend: Backend, wo
             f"/internal/products/{world.iphone.id}",
             json={"seller_id": 702, "currency": "EUR", "status": "reserved"},
         )
-        assert reserve.status_code == 400
+        assert (reserve.status_code, reserve.json()["error"]["code"]) == (409, "not_reserved")
     assert await statuses(world, conversation.id) == [(made["id"], "open")]
 
 

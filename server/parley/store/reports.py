@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Final
 from parley.errors import Forbidden, InvalidArgument, NotFound
 from parley.models import REPORT_STATUSES, Message, MessageVersion, Report, ReportCase
 from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant
-from parley.validation import MAX_ID, check_id, check_page_limit, check_reason
+from parley.validation import MAX_ID, check_id, check_page_limit, check_reason, check_resolution
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
@@ -98,7 +98,7 @@ async def resolve_report(db: Database, report_id: int, resolution: str | None) -
     """Close a report (again: no change, but a new resolution text is kept)."""
     check_id(report_id, "report_id")
     if resolution is not None:
-        check_reason(resolution, "resolution")
+        check_resolution(resolution)
     row = await db.fetchrow(_RESOLVE, report_id, resolution)
     if row is None:
         raise NotFound(f"report {report_id} not found")

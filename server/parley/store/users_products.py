@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
-from parley.errors import Forbidden, InvalidArgument, NotFound
+from parley.errors import Forbidden, NotFound, NotReserved
 from parley.models import Product, User
 from parley.store._sql import PRODUCT_COLUMNS, connection, shown_total
 from parley.validation import check_id, check_name, check_product, check_url
@@ -122,7 +122,7 @@ async def upsert_product(
             )
         except asyncpg.CheckViolationError:
             # Only an accepted offer reserves a listing; "reserved" keeps a reservation.
-            raise InvalidArgument(f"product {product_id} is not reserved by an offer") from None
+            raise NotReserved(f"product {product_id} is not reserved by an offer") from None
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"seller {seller_id} is unknown; upsert the user first") from None
         if row is None:
