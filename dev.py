@@ -60,7 +60,7 @@ def ensure_venv(lock: str) -> None:
         sys.exit(f"Parley needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     python = _bin(VENV) / "python"
     if not python.exists():
-        print(f"dev.py: creating virtual environment in {VENV}", flush=True)
+        print(f"dev.py: creating virtual environment in {VENV}", file=sys.stderr, flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     stamp = VENV / STAMP_NAME
     installed_lock, _, fingerprint = (stamp.read_text() if stamp.exists() else "").partition(" ")
@@ -70,7 +70,7 @@ def ensure_venv(lock: str) -> None:
         lock = "test"
     if installed_lock == lock and fingerprint.strip() == _lock_fingerprint(lock):
         return
-    print(f"dev.py: installing requirements/{lock}.txt into {VENV}", flush=True)
+    print(f"dev.py: installing requirements/{lock}.txt into {VENV}", file=sys.stderr, flush=True)
     _install_lock(python, LOCKS / f"{lock}.txt")
     stamp.write_text(f"{lock} {_lock_fingerprint(lock)}\n")
 
@@ -113,7 +113,8 @@ def check_lock(lock: Path) -> int:
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
     extra = sorted(set(installed) - set(wanted) - ours)
     if extra:
-        print(f"dev.py: removing what the lock does not name: {', '.join(extra)}", flush=True)
+        removed = ", ".join(extra)
+        print(f"dev.py: removing what the lock does not name: {removed}", file=sys.stderr)
         subprocess.run(
             [sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", *extra], check=True
         )
@@ -123,7 +124,10 @@ def check_lock(lock: Path) -> int:
         if installed.get(name) != version
     ]
     if wrong:
-        print(f"dev.py: installed versions differ from {lock.name}: {'; '.join(wrong)}")
+        print(
+            f"dev.py: installed versions differ from {lock.name}: {'; '.join(wrong)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -253,6 +257,7 @@ def main(argv: list[str]) -> int:
             f"dev.py: demo mode on http://127.0.0.1:{os.environ.get('PORT', '8000')}; its "
             f"internal API takes the development token in {data_dir}/service-token "
             "(logged below as DEMO MODE)",
+            file=sys.stderr,
             flush=True,
         )
     parley = str(_bin(VENV) / "parley")

@@ -39,9 +39,9 @@ from bench.world import (
     fresh_database,
     seed,
 )
-from parley.auth import issue_token
 from parley.config import Settings
-from parley.db import drop_database
+from parley.gateway.auth import issue_token
+from parley.store.pool import drop_database
 from tests.services import GatewayProcess, OwnPostgres, redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -473,7 +473,7 @@ async def inbox_and_mark_read(admin_dsn: str) -> dict[str, Any]:
     """S6: server-side time of the inbox's first page for a user with 10,000 conversations,
     and of marking 1,000 messages read; with their plans."""
     from parley import store
-    from parley.db import create_pool
+    from parley.store.pool import create_pool
 
     dsn = await fresh_database(admin_dsn, DATABASE)
     me, peers = SELLER_BASE, 10_000

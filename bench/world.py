@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parley import store
-from parley.db import create_pool, drop_database, ensure_database
-from parley.migrate import migrate
+from parley.store.migrate import migrate
+from parley.store.pool import create_pool, drop_database, ensure_database
 
 BUYER_BASE, SELLER_BASE, PRODUCT_BASE = 100_000, 200_000, 300_000
 

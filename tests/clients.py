@@ -7,19 +7,20 @@ import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from parley.auth import issue_token
-from parley.chat import Chat
 from parley.config import Settings
-from parley.events import Events
-from parley.gateway.endpoint import Gateway as ServerGateway
-from parley.hub import Hub
+from parley.fanout.events import Events
+from parley.fanout.hub import Hub
+from parley.gateway.auth import issue_token
+from parley.gateway.session import Session
+from parley.gateway.shared import Gateway as ServerGateway
 from parley.protocol import WS_1012_SERVICE_RESTART
+from parley.usecases.chat import Chat
 from parley_client import (
     ConversationEvent,
     Event,
@@ -196,10 +197,16 @@ class Gateway:
         )
         await client.event("test.barrier", n=marker)
 
+    @property
+    def sessions(self) -> list[Session]:
+        """The server's sockets as the sessions they are (its gateway holds them only as
+        things to drain)."""
+        return [cast("Session", session) for session in self.gateway.sessions]
+
     def cut(self, user_id: int, code: int = WS_1012_SERVICE_RESTART) -> int:
         """Close every socket of ``user_id`` from the server side, dropping whatever they
         still had queued (replies included); returns how many there were."""
-        sessions = [s for s in self.gateway.sessions if s.user_id == user_id]
+        sessions = [s for s in self.sessions if s.user_id == user_id]
         for session in sessions:
             session.close_soon(code, "cut by the test")
         return len(sessions)
@@ -223,7 +230,7 @@ class Gateway:
 
     def push(self, user_id: int, frame: Frame) -> None:
         """Hand a frame straight to every socket of ``user_id``, as if the broker had."""
-        for session in self.gateway.sessions:
+        for session in self.sessions:
             if session.user_id == user_id:
                 session.push(json.dumps(frame))
 

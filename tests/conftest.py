@@ -25,8 +25,8 @@ import pytest
 from parley import store
 from parley.app import create_app, uvicorn_options
 from parley.config import Limits, Settings
-from parley.db import EmbeddedPostgres, create_pool, drop_database, ensure_database
-from parley.migrate import migrate
+from parley.store.migrate import migrate
+from parley.store.pool import EmbeddedPostgres, create_pool, drop_database, ensure_database
 from tests.clients import Gateway
 from tests.servers import serve
 from tests.services import RedisServer

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from parley.broker import Broker, Envelope, MemoryBroker, broker_from_url
-from parley.broker.redis import RedisBroker
-from parley.events import Events
-from parley.hub import Hub, user_channel
+from parley.fanout.broker import Broker, Envelope, MemoryBroker, broker_from_url
+from parley.fanout.broker.redis import RedisBroker
+from parley.fanout.events import Events
+from parley.fanout.hub import Hub, user_channel
 
 
 class Recorder:

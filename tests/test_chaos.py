@@ -23,8 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from parley import store
-from parley.auth import issue_token
 from parley.config import Settings
+from parley.gateway.auth import issue_token
 from tests.conftest import JWT_SECRET
 from tests.services import GatewayProcess, redis_server
 from tests.test_scale_out import gateway_env

@@ -15,13 +15,13 @@ import msgspec
 import pytest
 
 from parley import store
-from parley.broker import MemoryBroker
-from parley.chat import Chat
 from parley.config import Limits
 from parley.errors import ClientMsgIdConflict, EmptyContent, NotFound, Unavailable
-from parley.events import Events
-from parley.hub import Hub
+from parley.fanout.broker import MemoryBroker
+from parley.fanout.events import Events
+from parley.fanout.hub import Hub
 from parley.models import Conversation
+from parley.usecases.chat import Chat
 from tests.world import World, message_row, table_snapshot
 
 Frame = dict[str, Any]

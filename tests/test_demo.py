@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from parley.db import drop_database, ensure_database
+from parley.store.pool import drop_database, ensure_database
 from tests.clients import Client, open_client
 from tests.conftest import JWT_SECRET
 from tests.services import GatewayProcess

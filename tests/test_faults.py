@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from parley import store
-from parley.db import create_pool, ensure_database
-from parley.migrate import migrate
+from parley.store.migrate import migrate
+from parley.store.pool import create_pool, ensure_database
 from tests.clients import Client
 from tests.conftest import gateway_settings, running_gateway
 from tests.services import OwnPostgres

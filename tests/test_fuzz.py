@@ -18,9 +18,9 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from parley import protocol
-from parley.auth import issue_token
 from parley.config import Settings
 from parley.errors import ProtocolError
+from parley.gateway.auth import issue_token
 from tests.conftest import JWT_SECRET
 from tests.gateway.test_inputs import BAD_INPUTS
 from tests.services import GatewayProcess

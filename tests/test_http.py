@@ -10,16 +10,17 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from parley import openapi, store
+from parley import store
 from parley.app import create_app
 from parley.config import Settings
-from parley.http import OPERATIONS
 from parley.validation import (
     MARKETPLACE_TEXT_PATTERN,
     SITE_URL_PATTERN,
     is_marketplace_text,
     is_site_url,
 )
+from parley.web import openapi
+from parley.web.internal import OPERATIONS
 from tests.clients import Gateway
 from tests.conftest import SERVICE_TOKEN, gateway_settings, running_gateway
 from tests.servers import serve
@@ -215,7 +216,7 @@ def test_the_checked_in_openapi_document_is_the_one_the_code_builds() -> None:
     # As data: a new msgspec may indent differently, and that is no change to the contract.
     checked_in = (Path(__file__).resolve().parent.parent / "docs" / "openapi.json").read_text()
     assert json.loads(checked_in) == json.loads(openapi.dumps(OPERATIONS)), (
-        "docs/openapi.json is stale: .venv/bin/python -m parley.openapi > docs/openapi.json"
+        "docs/openapi.json is stale: python3 dev.py openapi > docs/openapi.json"
     )
 
 

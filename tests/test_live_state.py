@@ -19,9 +19,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from parley import store
-from parley.auth import issue_token
 from parley.config import Settings
-from parley.hub import envelope, user_channel
+from parley.fanout.hub import envelope, user_channel
+from parley.gateway.auth import issue_token
 from tests.clients import Client
 from tests.conftest import JWT_SECRET
 from tests.services import GatewayProcess

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from parley import store
-from parley.db import create_pool, drop_database, ensure_database
-from parley.migrate import MigrationError, discover, migrate, sql_dir
+from parley.store.migrate import MigrationError, discover, migrate, sql_dir
+from parley.store.pool import create_pool, drop_database, ensure_database
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from parley import store
-from parley.db import create_pool
+from parley.store.pool import create_pool
 from tests.conftest import JWT_SECRET
 from tests.services import free_port
 

@@ -73,11 +73,11 @@ def test_installed_it_imports_as_parley_and_finds_its_migrations(
     )  # fmt: skip
     probe = (
         "import importlib.util, sys; sys.path.insert(0, sys.argv[1]);"
-        "import parley.migrate;"
+        "import parley.store.migrate;"
         "print(parley.__file__);"
         "print(importlib.util.find_spec('server'));"
-        "print(len(parley.migrate.discover()));"
-        "import parley.web; print(parley.web.sdk_path())"
+        "print(len(parley.store.migrate.discover()));"
+        "import parley.web.page; print(parley.web.page.sdk_path())"
     )
     # -I: neither the checkout nor the development install is on the path.
     found = subprocess.run(

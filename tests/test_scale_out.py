@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
 from parley import store
-from parley.auth import issue_token
 from parley.config import Settings
+from parley.gateway.auth import issue_token
 from tests.clients import Client, open_client
 from tests.conftest import JWT_SECRET
 from tests.services import GatewayProcess, redis_server

@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from parley.auth import TokenVerifier
 from parley.config import Settings
-from parley.db import drop_database, ensure_database, with_database
+from parley.gateway.auth import TokenVerifier
+from parley.store.pool import drop_database, ensure_database, with_database
 from tests.conftest import JWT_SECRET
 from tests.services import free_port
 

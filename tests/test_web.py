@@ -13,8 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from parley import demo
-from parley.web import STATIC
+from parley.web import demo
+from parley.web.page import STATIC
 from tests.clients import Gateway, open_client
 from tests.conftest import gateway_settings, running_gateway
 

@@ -18,7 +18,7 @@ from uvicorn.server import ServerState
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from parley.wsproto import Gate, Inbox, ParleyWebSocketProtocol
+from parley.gateway.wsproto import Gate, Inbox, ParleyWebSocketProtocol
 from tests.servers import serve
 
 

@@ -14,18 +14,20 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from parley import demo, http, logs, metrics, web
-from parley.auth import development_service_token
-from parley.broker import broker_from_url
-from parley.chat import Chat
+from parley import logs, metrics
 from parley.config import Settings
-from parley.db import EmbeddedPostgres, create_pool, ensure_database
-from parley.events import Events
-from parley.gateway.endpoint import Gateway, websocket_endpoint
-from parley.httpproto import HEADER_TIMEOUT_KEY, ParleyHttpProtocol
-from parley.hub import Hub
-from parley.migrate import migrate
-from parley.wsproto import ParleyWebSocketProtocol
+from parley.fanout.broker import broker_from_url
+from parley.fanout.events import Events
+from parley.fanout.hub import Hub
+from parley.gateway.auth import development_service_token
+from parley.gateway.endpoint import websocket_endpoint
+from parley.gateway.httpproto import HEADER_TIMEOUT_KEY, ParleyHttpProtocol
+from parley.gateway.shared import Gateway
+from parley.gateway.wsproto import ParleyWebSocketProtocol
+from parley.store.migrate import migrate
+from parley.store.pool import EmbeddedPostgres, create_pool, ensure_database
+from parley.usecases.chat import Chat
+from parley.web import demo, health, internal, page
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # The lifespan state reaches uvicorn's protocols too (httpproto.py).
             yield {HEADER_TIMEOUT_KEY: settings.limits.header_timeout_seconds}
 
-    routes = http.routes() + web.routes() + (demo.routes() if settings.demo else [])
+    routes = health.routes() + internal.routes() + page.routes()
+    routes += demo.routes() if settings.demo else []
     return ParleyApp(routes=routes, lifespan=lifespan)
 
 

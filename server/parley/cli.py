@@ -10,14 +10,15 @@ import logging.config
 import os
 import sys
 
-from parley import demo, preflight, store
+from parley import preflight, store
 from parley.app import resolve_database_url
-from parley.auth import issue_token
 from parley.config import ConfigError, Settings
-from parley.db import create_pool
+from parley.gateway.auth import issue_token
 from parley.logs import logging_config
-from parley.migrate import MigrationError, migrate
 from parley.serve import serve
+from parley.store.migrate import MigrationError, migrate
+from parley.store.pool import create_pool
+from parley.web import demo
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,6 +75,15 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the internal API's OpenAPI document, as docs/openapi.json keeps it."""
+    from parley.web.internal import OPERATIONS
+    from parley.web.openapi import dumps
+
+    print(dumps(OPERATIONS), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="seed demo users and products, print tokens")
     demo.set_defaults(handler=_demo)
+
+    openapi = commands.add_parser("openapi", help="print the internal API's OpenAPI document")
+    openapi.set_defaults(handler=_openapi)
     return parser
 
 

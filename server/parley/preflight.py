@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from parley.auth import TokenVerifier
-from parley.broker import broker_from_url, masked_url
 from parley.config import ConfigError, Settings
+from parley.fanout.broker import broker_from_url, masked_url
+from parley.gateway.auth import TokenVerifier
 
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _CONNECT_TIMEOUT_SECONDS = 5.0

@@ -32,9 +32,9 @@ from uvicorn._subprocess import get_subprocess
 from parley import preflight
 from parley.app import uvicorn_options
 from parley.config import Settings
-from parley.db import EmbeddedPostgres, ensure_database
-from parley.gateway.endpoint import Gateway
+from parley.gateway.shared import Gateway
 from parley.logs import logging_config
+from parley.store.pool import EmbeddedPostgres, ensure_database
 
 log = logging.getLogger("parley")
 

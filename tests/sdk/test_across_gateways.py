@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import signal
 
-from parley.auth import issue_token
 from parley.config import Settings
+from parley.gateway.auth import issue_token
 from parley_client import ConversationEvent, MessageEvent, ParleyClient, ReadEvent
 from tests.clients import Recorder
 from tests.conftest import JWT_SECRET

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from parley import store
-from parley.db import create_pool
+from parley.store.pool import create_pool
 from tests.world import World, conversation_row
 
 SENDERS = 50

@@ -33,7 +33,6 @@ from hypothesis.stateful import (
 
 from parley import store
 from parley.config import Limits
-from parley.db import create_pool
 from parley.errors import (
     Blocked,
     InvalidArgument,
@@ -43,6 +42,7 @@ from parley.errors import (
     OwnProduct,
     ProductUnavailable,
 )
+from parley.store.pool import create_pool
 from parley.validation import has_visible_text
 from tests.conftest import TABLES
 from tests.store.model import (

@@ -76,7 +76,7 @@ async def test_badges_for_many_recipients_in_one_query(world: World) -> None:
 async def test_concurrent_batches_single_sends_and_reads_stay_exact(
     world: World, database_url: str
 ) -> None:
-    from parley.db import create_pool
+    from parley.store.pool import create_pool
 
     pool: asyncpg.Pool = await create_pool(database_url, min_size=10, max_size=10)
     try:

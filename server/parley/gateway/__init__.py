@@ -1,3 +1,4 @@
-"""The WebSocket gateway: the /ws endpoint and what its sockets share (endpoint.py), one
-socket's life (session.py), the table from frame to use case (dispatch.py), and the rate
-limits it applies (ratelimit.py)."""
+"""The WebSocket gateway: the /ws endpoint (endpoint.py) and what its sockets share
+(shared.py), one socket's life (session.py), the first frame (hello.py), the table from
+frame to use case (dispatch.py), rate limits, tokens (auth.py, jwks.py, tokens.py), and the
+uvicorn protocol classes it runs on (wsproto.py, httpproto.py)."""

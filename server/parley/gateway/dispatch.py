@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, TypeVar
 
 from parley import protocol
-from parley.chat import Chat
 from parley.gateway.ratelimit import TokenBucket
 from parley.models import OfferOutcome
+from parley.usecases.chat import Chat
 
 
 class Caller(Protocol):

@@ -4,11 +4,15 @@ the user, their badge and the limits; later hellos renew the token (gateway/toke
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+from starlette.websockets import WebSocket
 
 from parley import protocol
 from parley.errors import ProtocolError, TooManyConnectionsError, Unauthorized, Unavailable
-from parley.hub import TooManyConnections
+from parley.fanout.hub import Socket, TooManyConnections
+from parley.gateway.shared import Gateway
+from parley.gateway.tokens import Watched
 from parley.models import User
 from parley.protocol import (
     WS_1011_INTERNAL_ERROR,
@@ -18,9 +22,28 @@ from parley.protocol import (
     WS_4429_TOO_MANY_CONNECTIONS,
     error_frame,
 )
+from parley.usecases.chat import Chat
 
-if TYPE_CHECKING:
-    from parley.gateway.session import Session
+
+class Session(Socket, Watched, Protocol):
+    """A socket as a hello sees it: gateway/session.py's Session, which calls this module
+    (a Protocol here, so that neither module imports the other back)."""
+
+    websocket: WebSocket
+    gateway: Gateway
+    connection_id: str
+    user: User
+    token_expires_at: float
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def chat(self) -> Chat: ...
+
+    async def send_now(self, frame: str) -> None: ...
+
+    async def close_socket(self, code: int, reason: str) -> None: ...
 
 
 async def first_frame(session: Session) -> bool:

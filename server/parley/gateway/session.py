@@ -15,13 +15,12 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from starlette.types import Receive
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from parley import metrics, protocol
-from parley.chat import Chat
 from parley.errors import (
     BinaryFrame,
     ParleyError,
@@ -31,6 +30,8 @@ from parley.errors import (
 from parley.gateway import hello
 from parley.gateway.dispatch import NO_REPLY, dispatch
 from parley.gateway.ratelimit import TokenBucket
+from parley.gateway.shared import Gateway
+from parley.gateway.wsproto import ABORT_AFTER_SECONDS, TRANSPORT_GONE
 from parley.logs import request_id
 from parley.models import User
 from parley.protocol import (
@@ -42,10 +43,7 @@ from parley.protocol import (
     close_reason,
     error_frame,
 )
-from parley.wsproto import ABORT_AFTER_SECONDS, TRANSPORT_GONE
-
-if TYPE_CHECKING:
-    from parley.gateway.endpoint import Gateway
+from parley.usecases.chat import Chat
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ class Migration:
 def sql_dir() -> Path:
     """The migrations: inside the package in a wheel, at the repository root in a checkout
     (server/parley/ -> sql/)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for candidate in (package / "sql", package.parent.parent / "sql"):
         if candidate.is_dir():
             return candidate

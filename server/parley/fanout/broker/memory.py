@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from parley import metrics
-from parley.broker.base import Broker, Envelope
+from parley.fanout.broker.base import Broker, Envelope
 
 
 class MemoryBroker(Broker):

@@ -16,12 +16,9 @@ from typing import Any, Literal
 import asyncpg
 
 from parley import metrics, store
-from parley.batching import Batcher
-from parley.changes import MessageChanges
 from parley.config import Limits
-from parley.controls import Controls
 from parley.errors import NotFound, ParleyError
-from parley.events import Events
+from parley.fanout.events import Events
 from parley.models import (
     CatchUp,
     Conversation,
@@ -33,11 +30,14 @@ from parley.models import (
     SyncResult,
     User,
 )
-from parley.moderation import Moderation
-from parley.offers import Offers
 from parley.store import SendRequest
-from parley.typing_tracker import TypingTracker
-from parley.usecase import after_commit, tell_views, use_case
+from parley.usecases.base import after_commit, tell_views, use_case
+from parley.usecases.batching import Batcher
+from parley.usecases.changes import MessageChanges
+from parley.usecases.controls import Controls
+from parley.usecases.moderation import Moderation
+from parley.usecases.offers import Offers
+from parley.usecases.typing_tracker import TypingTracker
 from parley.validation import SYNC_PAGE
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-STATIC: Final = Path(__file__).resolve().parent / "static"
+STATIC: Final = Path(__file__).resolve().parent.parent / "static"
 
 # No inline script or style, nothing from elsewhere but https images (product pictures
 # the marketplace hosts); sockets only back to this origin.

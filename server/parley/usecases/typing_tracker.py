@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from parley.events import Events, TypingNote
+from parley.fanout.events import Events, TypingNote
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from parley import store
-from parley.db import DATABASE_DOWN
 from parley.errors import Unavailable
+from parley.store.pool import DATABASE_DOWN
 
 if TYPE_CHECKING:
-    from parley.events import Events
+    from parley.fanout.events import Events
     from parley.store._sql import Database
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ import asyncpg
 
 from parley import store
 from parley.config import Limits
-from parley.events import Events
+from parley.fanout.events import Events
 from parley.models import Message, OfferOutcome, SentMessage
-from parley.usecase import after_commit, tell_views, use_case
+from parley.usecases.base import after_commit, tell_views, use_case
 
 
 class Offers:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from parley.config import ConfigError, Settings
 from parley.errors import Unauthorized
-from parley.jwks import JwksKeys
+from parley.gateway.jwks import JwksKeys
 from parley.validation import MAX_ID, id_from_text
 
 log = logging.getLogger(__name__)

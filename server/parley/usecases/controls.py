@@ -16,9 +16,9 @@ from datetime import datetime
 import asyncpg
 
 from parley import store
-from parley.events import Events
+from parley.fanout.events import Events
 from parley.models import Conversation
-from parley.usecase import after_commit, use_case
+from parley.usecases.base import after_commit, use_case
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Literal
 import msgspec
 
 from parley import metrics, protocol
-from parley.broker import Broker
-from parley.hub import envelope, note_envelope, user_channel
+from parley.fanout.broker import Broker
+from parley.fanout.hub import envelope, note_envelope, user_channel
 from parley.models import Badge, Conversation, Message, ReadReceipt
 
 

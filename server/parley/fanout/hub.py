@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from parley import metrics, protocol
-from parley.broker import GAP_ALL, Broker, Envelope
+from parley.fanout.broker import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import asyncpg
 
 from parley import store
 from parley.models import Report, ReportCase
-from parley.usecase import use_case
+from parley.usecases.base import use_case
 
 
 class Moderation:

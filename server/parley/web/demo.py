@@ -18,10 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from parley import store
-from parley.auth import issue_token
 from parley.errors import NotFound, ParleyError
-from parley.http import error_response, read_body
+from parley.gateway.auth import issue_token
 from parley.models import MessageType
+from parley.web.replies import error_response, read_body
 
 if TYPE_CHECKING:
     from parley.store._sql import Connection

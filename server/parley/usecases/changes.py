@@ -8,9 +8,9 @@ import asyncpg
 
 from parley import store
 from parley.config import Limits
-from parley.events import Events
+from parley.fanout.events import Events
 from parley.models import Message
-from parley.usecase import after_commit, use_case
+from parley.usecases.base import after_commit, use_case
 
 
 class MessageChanges:

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from parley import metrics
-from parley.broker.base import GAP_ALL, Broker, Envelope, masked_url
+from parley.fanout.broker.base import GAP_ALL, Broker, Envelope, masked_url
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The internal API as an OpenAPI 3.1 document, built from the very structs that decode its
 bodies and encode its answers, so the document and the server cannot disagree.
 
-http.py serves it at /internal/openapi.json; docs/openapi.json is the same document checked
-in (tests/test_http.py fails when they differ). After changing the API, write it anew:
+web/internal.py serves it at /internal/openapi.json; docs/openapi.json is the same document
+checked in (tests/test_http.py fails when they differ). After changing the API, write it anew:
 
-    .venv/bin/python -m parley.openapi > docs/openapi.json
+    python3 dev.py openapi > docs/openapi.json
 """
 
 from __future__ import annotations
@@ -174,9 +174,3 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
 
 def dumps(operations: list[Operation]) -> str:
     return json.dumps(document(operations), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    from parley.http import OPERATIONS
-
-    print(dumps(OPERATIONS), end="")

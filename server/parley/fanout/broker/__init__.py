@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from parley.broker.base import GAP_ALL, Broker, Envelope, masked_url
-from parley.broker.memory import MemoryBroker
+from parley.fanout.broker.base import GAP_ALL, Broker, Envelope, masked_url
+from parley.fanout.broker.memory import MemoryBroker
 
 __all__ = ["GAP_ALL", "Broker", "Envelope", "MemoryBroker", "broker_from_url", "masked_url"]
 
@@ -19,7 +19,7 @@ def broker_from_url(url: str, prefix: str = "parley:") -> Broker:
     if scheme == "memory":
         return MemoryBroker(url)
     if scheme in ("redis", "rediss", "unix"):
-        from parley.broker.redis import RedisBroker
+        from parley.fanout.broker.redis import RedisBroker
 
         return RedisBroker(url, prefix)
     raise ValueError(
