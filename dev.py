@@ -90,13 +90,12 @@ def _run(argv: list[str]) -> None:
         sys.exit(f"dev.py: failed with exit code {code}: {Path(argv[0]).name} {shown}")
 
 
-def check_lock(lock: Path) -> int:
-    """Run inside the venv: uninstall what the lock does not name, fail on any other version.
+def locked_versions(lock: Path) -> dict[str, str]:
+    """Run inside a venv: the lock's pins that apply to this interpreter and platform.
 
-    pip's own vendored `packaging` evaluates the lock's markers (sys_platform, python_version).
+    pip's own vendored `packaging` evaluates the lock's markers (sys_platform, python_version);
+    a package may be pinned twice, for different Pythons.
     """
-    from importlib import metadata
-
     from pip._vendor.packaging.markers import Marker
     from pip._vendor.packaging.utils import canonicalize_name
 
@@ -109,6 +108,16 @@ def check_lock(lock: Path) -> int:
             continue
         name, _, version = requirement.strip().partition("==")
         wanted[canonicalize_name(name.split("[")[0])] = version.strip()
+    return wanted
+
+
+def check_lock(lock: Path) -> int:
+    """Run inside the venv: uninstall what the lock does not name, fail on any other version."""
+    from importlib import metadata
+
+    from pip._vendor.packaging.utils import canonicalize_name
+
+    wanted = locked_versions(lock)
     ours = {"parley-chat", "parley-client", "pip", "setuptools", "wheel"}
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
     extra = sorted(set(installed) - set(wanted) - ours)
@@ -206,23 +215,26 @@ def test_latest(pytest_args: list[str]) -> int:
         _run([uv, "venv", "--quiet", "--seed", "--python", sys.executable, str(env)])
         _run(
             [uv, "pip", "install", "--quiet", "--python", str(_bin(env) / "python"),
-             "-e", f"{ROOT}[dev]", "-e", str(SDK)]
+             "-r", str(BUILD_REQUIREMENTS), "-e", f"{ROOT}[dev]", "-e", str(SDK)]
         )  # fmt: skip
         _report_drift(_bin(env) / "python")
         return run_checks_and_tests(_bin(env), pytest_args)
 
 
 def _report_drift(python: Path) -> None:
-    probe = "import importlib.metadata as m, json; "
-    probe += "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    """Print which installed releases differ from the test lock's, as pinned for this Python."""
+    probe = "import importlib.metadata as m, json, re; print(json.dumps({"
+    probe += "re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version"
+    probe += " for d in m.distributions()}))"
     latest = json.loads(subprocess.run([str(python), "-c", probe], capture_output=True).stdout)
-    locked: dict[str, str] = {}
-    for line in (LOCKS / "test.txt").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, _, version = line.split(";")[0].rstrip(" \\").partition("==")
-            locked[name.strip().lower()] = version.strip()
-    newer = [f"{n} {locked[n]} -> {v}" for n, v in sorted(latest.items()) if locked.get(n, v) != v]
-    print(f"dev.py: newer than the lock: {', '.join(newer) or 'nothing'}", flush=True)
+    pins = [str(python), str(ROOT / "dev.py"), "_lock-versions", str(LOCKS / "test.txt")]
+    locked = json.loads(subprocess.run(pins, capture_output=True).stdout)
+    moved = [
+        f"{name} {locked[name]} -> {version}"
+        for name, version in sorted(latest.items())
+        if name in locked and locked[name] != version
+    ]
+    print(f"dev.py: not as locked: {', '.join(moved) or 'nothing'}", flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -232,6 +244,9 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "_check-lock":  # run by _install_lock with the venv's python
         return check_lock(Path(rest[0]))
+    if command == "_lock-versions":  # run by _report_drift with the venv's python
+        print(json.dumps(locked_versions(Path(rest[0]))))
+        return 0
     if command == "lock":
         return lock()
     if command == "test":

@@ -95,7 +95,7 @@ def internal_api(database_url: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_schemathesis_finds_nothing_with_every_check_and_phase(
-    internal_api: str, seed: int
+    internal_api: str, seed: int, tmp_path: Path
 ) -> None:
     # Every call carries the service token, so negative cases that would drop it are not
     # generated (they would be sent with it and judged as if not); tests/test_http.py checks
@@ -113,6 +113,7 @@ def test_schemathesis_finds_nothing_with_every_check_and_phase(
             "--no-color",
         ],
         capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,  # its .schemathesis/ cache stays out of the checkout
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     counted = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
