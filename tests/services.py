@@ -126,11 +126,21 @@ class RedisServer(_Process):
 class GatewayProcess(_Process):
     """`parley serve` in a process of its own, as a deployment runs it."""
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        python: str | None = None,
+        module: str = "parley.cli",
+    ) -> None:
         super().__init__(name)
         self.port = free_port()
         self.env = env
         self.args: tuple[str, ...] = ()
+        # Another build's interpreter (bench compare), or this one.
+        self.python = python or sys.executable
+        # `parley`, or a test's wrapper of it with a fault hook (tests/kill_after_commit.py).
+        self.module = module
 
     @property
     def ws_url(self) -> str:
@@ -143,7 +153,7 @@ class GatewayProcess(_Process):
     async def start(self, *args: str) -> None:
         self.args = args or self.args
         env = os.environ | self.env | {"PORT": str(self.port), "PARLEY_LOG_LEVEL": "info"}
-        argv = [sys.executable, "-m", "parley.cli", "serve", *self.args]
+        argv = [self.python, "-m", self.module, "serve", *self.args]
         if "--workers" in self.args:
             # The supervisor listens before its workers start; ready once every one is.
             workers = int(self.args[self.args.index("--workers") + 1])
