@@ -46,12 +46,13 @@ DATABASE = "parley_compare"
 
 @dataclass(frozen=True)
 class Build:
-    """One revision, installed: its name as given, its commit, and its interpreter."""
+    """One revision, installed: its name as given, its commit, and its `parley` command
+    (the console script: the import package was `server` before it was `parley`)."""
 
     label: str
     rev: str
     commit: str
-    python: str
+    parley: str
 
 
 def _git(*args: str) -> str:
@@ -77,10 +78,11 @@ def build(label: str, rev: str, scratch: Path) -> Build:
     lock = source / "requirements" / "run.txt"
     if not lock.exists():
         lock = ROOT / "requirements" / "run.txt"
-    pip = [python, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    # pip's notes (this machine's extra package indexes) would drown the progress bar.
+    pip = [python, "-m", "pip", "--quiet", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--require-hashes", "--no-deps", "-r", str(lock)], check=True)
     subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(source)], check=True)
-    return Build(label, rev, commit, python)
+    return Build(label, rev, commit, str(venv / "bin" / "parley"))
 
 
 async def fresh_database(admin_dsn: str, built: Build) -> str:
@@ -89,7 +91,7 @@ async def fresh_database(admin_dsn: str, built: Build) -> str:
     dsn = await ensure_database(admin_dsn, DATABASE)
     env = os.environ | {"DATABASE_URL": dsn}
     migrate = await asyncio.create_subprocess_exec(
-        built.python, "-m", "parley.cli", "migrate",
+        built.parley, "migrate",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     said, _ = await migrate.communicate()
@@ -206,7 +208,7 @@ async def measure(
     dsn = await fresh_database(admin_dsn, built)
     pairs = await seed(dsn, clients)
     pg = await postmaster(dsn)
-    async with parley(dsn, redis_url=redis_url, python=built.python) as process:
+    async with parley(dsn, redis_url=redis_url, command=[built.parley]) as process:
         assert process.process is not None
         server = psutil.Process(process.process.pid)
         before, pg_before = server.cpu_times(), postgres_cpu(pg)

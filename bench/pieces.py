@@ -60,9 +60,9 @@ async def postgres(url: str | None) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def parley(
-    dsn: str, workers: int = 1, redis_url: str | None = None, python: str | None = None
+    dsn: str, workers: int = 1, redis_url: str | None = None, command: list[str] | None = None
 ) -> AsyncIterator[GatewayProcess]:
-    """Parley serving ``dsn`` in a process of its own (``python``: another build's)."""
+    """Parley serving ``dsn`` in a process of its own (``command``: another build's)."""
     env = {
         "DATABASE_URL": dsn,
         "PARLEY_JWT_SECRET": BENCH_SECRET,
@@ -70,7 +70,7 @@ async def parley(
         **UNLIMITED,
         **({"REDIS_URL": redis_url, "PARLEY_REDIS_PREFIX": "bench:"} if redis_url else {}),
     }
-    process = GatewayProcess("parley", env, python)
+    process = GatewayProcess("parley", env, command)
     await process.start(*(["--workers", str(workers)] if workers > 1 else []))
     try:
         yield process

@@ -84,6 +84,20 @@ class Client:
         await self.send_raw(json.dumps({"type": frame_type, "id": frame_id, **fields}))
         return await self.reply(frame_id)
 
+    async def request_or_none(self, frame_type: str, **fields: Any) -> Frame | None:
+        """A request's reply, or None when the socket closes before it comes."""
+        frame_id = str(next(self._ids))
+        with contextlib.suppress(ConnectionClosed):
+            await self.send_raw(json.dumps({"type": frame_type, "id": frame_id, **fields}))
+        async with asyncio.timeout(TIMEOUT), self._arrived:
+            while True:
+                for index, frame in enumerate(self.frames):
+                    if frame.get("type") in ("ok", "error") and frame.get("id") == frame_id:
+                        return self.frames.pop(index)
+                if self.closed.is_set():
+                    return None
+                await self._arrived.wait()
+
     async def reply(self, frame_id: str | int | None) -> Frame:
         return await self.wait_for(
             lambda f: f.get("type") in ("ok", "error") and f.get("id") == frame_id

@@ -126,21 +126,14 @@ class RedisServer(_Process):
 class GatewayProcess(_Process):
     """`parley serve` in a process of its own, as a deployment runs it."""
 
-    def __init__(
-        self,
-        name: str,
-        env: dict[str, str],
-        python: str | None = None,
-        module: str = "parley.cli",
-    ) -> None:
+    def __init__(self, name: str, env: dict[str, str], command: list[str] | None = None) -> None:
         super().__init__(name)
         self.port = free_port()
         self.env = env
         self.args: tuple[str, ...] = ()
-        # Another build's interpreter (bench compare), or this one.
-        self.python = python or sys.executable
-        # `parley`, or a test's wrapper of it with a fault hook (tests/kill_after_commit.py).
-        self.module = module
+        # `parley` of this checkout; another build's (bench compare); or a test's wrapper of
+        # it with a fault hook (tests/kill_after_commit.py).
+        self.command = command or [sys.executable, "-m", "parley.cli"]
 
     @property
     def ws_url(self) -> str:
@@ -153,7 +146,7 @@ class GatewayProcess(_Process):
     async def start(self, *args: str) -> None:
         self.args = args or self.args
         env = os.environ | self.env | {"PORT": str(self.port), "PARLEY_LOG_LEVEL": "info"}
-        argv = [self.python, "-m", self.module, "serve", *self.args]
+        argv = [*self.command, "serve", *self.args]
         if "--workers" in self.args:
             # The supervisor listens before its workers start; ready once every one is.
             workers = int(self.args[self.args.index("--workers") + 1])

@@ -21,8 +21,10 @@ class Batcher(Generic[Item, Result]):
     load every item goes alone; under heavy load each commit carries many.
 
     ``write`` stores a batch and returns one result per item, in order. ``committed`` runs
-    afterwards with the batch and its results, in a task of its own, once every submitter has
-    its result: whoever waits on an item is never held up by what follows the commit.
+    afterwards with the batch and its results, and only then does each submitter get its
+    result: a result means committed *and* told (the events handed to the broker). A process
+    that dies in between leaves its submitters unanswered, so their clients retry, never
+    answered and untold. The next batch's write does not wait for it.
     """
 
     def __init__(
@@ -78,14 +80,17 @@ class Batcher(Generic[Item, Result]):
         finally:
             self._in_flight -= 1
             self._start_batches()
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
-        self._spawn(self._after(items, results))
+        try:
+            await self._after(items, results)
+        finally:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
     async def _after(self, items: list[Item], results: list[Result]) -> None:
         try:
             await self._committed(items, results)
         except Exception:
-            # Committed and answered already; whoever misses what follows catches up.
+            # Committed all the same, and answered as such; whoever misses what follows
+            # catches up with sync.
             log.exception("after a committed batch of %d", len(items))

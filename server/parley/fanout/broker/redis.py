@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _DOWN = (RedisError, OSError, TimeoutError)
 _MAX_PENDING = 100_000
 _MAX_FAILED_CHANNELS = 10_000
+# How long a publish waits for Redis's answer before the reply goes out anyway.
+PUBLISH_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -50,6 +52,9 @@ class RedisBroker(Broker):
         self._channels: set[str] = set()
         self._received: asyncio.Queue[Envelope] = asyncio.Queue()
         self._pending: list[tuple[str, bytes]] = []
+        # Resolved once Redis answers the pipeline that carries what is pending now.
+        self._answered: asyncio.Future[None] | None = None  # made by connect()
+        self._publishes_failing = False
         self._wake = asyncio.Event()
         self._failed_channels: set[str] = set()
         self._pubsub: PubSub | None = None
@@ -69,6 +74,7 @@ class RedisBroker(Broker):
         )
 
     async def connect(self) -> None:
+        self._answered = asyncio.get_running_loop().create_future()
         self._tasks = [
             asyncio.create_task(self._subscriber_loop(), name="redis-subscriber"),
             asyncio.create_task(self._publisher_loop(), name="redis-publisher"),
@@ -103,11 +109,20 @@ class RedisBroker(Broker):
         await self.publish_many([(channel, payload)])
 
     async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """Return once Redis has answered the PUBLISHes (they went out in a pipeline with
+        whatever else was waiting), so that a reply sent after this means "handed over".
+        While Redis is known to be down, or slower than PUBLISH_WAIT_SECONDS, return at once:
+        the messages are dropped (or still queued), and clients get resync when it is back."""
         if len(self._pending) + len(messages) > _MAX_PENDING:
             self._fail(messages, "publish queue full")
             return
         self._pending.extend(messages)
         self._wake.set()
+        answered = self._answered
+        if self._publishes_failing or answered is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(answered), PUBLISH_WAIT_SECONDS)
 
     async def next_published(self) -> Envelope:
         return await self._received.get()
@@ -119,7 +134,10 @@ class RedisBroker(Broker):
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, []
+            answered, self._answered = self._answered, asyncio.get_running_loop().create_future()
+            assert answered is not None  # the loop runs after connect()
             if not batch:
+                answered.set_result(None)
                 continue
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
@@ -127,8 +145,14 @@ class RedisBroker(Broker):
                         pipe.publish(self._prefix + channel, payload)
                     await pipe.execute()
             except _DOWN as error:
+                self._publishes_failing = True
                 self._fail(batch, repr(error))
                 continue
+            finally:
+                # Whoever waits on this batch goes on: answered, or dropped and counted.
+                if not answered.done():
+                    answered.set_result(None)
+            self._publishes_failing = False
             self.stats.published += len(batch)
             if self._failed_channels:
                 await self._announce_gaps()
