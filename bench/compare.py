@@ -150,11 +150,12 @@ async def postmaster(dsn: str) -> psutil.Process | None:
     conn = await asyncpg.connect(dsn)
     try:
         backend = await conn.fetchval("SELECT pg_backend_pid()")
+        # While the backend lives: once the connection closes, it is gone.
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(backend).parent()
+        return None
     finally:
         await conn.close()
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process(backend).parent()
-    return None
 
 
 def postgres_cpu(server: psutil.Process | None) -> float | None:

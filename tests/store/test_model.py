@@ -405,7 +405,7 @@ def test_store_matches_an_in_memory_model(database_url: str) -> None:
     run_state_machine_as_test(
         StoreMachine,
         settings=settings(
-            max_examples=120,
+            max_examples=80,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

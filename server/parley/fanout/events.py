@@ -55,10 +55,12 @@ class Events:
         sent: Sequence[tuple[Message, str]],
         typing_ended: Iterable[tuple[int, int, int]] = (),
         origin: str = "",
+        badges: Iterable[Badge] = (),
     ) -> None:
-        """message.new to both participants of each (message, skip), in one hand-over. Each
-        (typist, conversation, peer) in ``typing_ended`` stopped typing by sending: the peer
-        gets that ``typing`` stop before the message itself."""
+        """message.new to both participants of each (message, skip), and then the recipients'
+        ``badges``, in one hand-over (one round trip to Redis). Each (typist, conversation,
+        peer) in ``typing_ended`` stopped typing by sending: the peer gets that ``typing``
+        stop before the message itself."""
         batch = [
             message
             for typist, conversation_id, peer_id in typing_ended
@@ -69,7 +71,7 @@ class Events:
             assert message.recipient_id is not None, "users' messages only"
             parties = (message.sender_id, message.recipient_id)
             batch += _addressed(parties, protocol.MessageNew(message=message), skip)
-        await self._publish(batch)
+        await self._publish(batch + self._unread(badges))
 
     async def system_message(
         self, message: Message, user_ids: Iterable[int], skip: str = ""
@@ -87,6 +89,9 @@ class Events:
     async def unread(self, badges: Iterable[Badge]) -> None:
         """Each user's badge after their counters changed: this conversation's count, the
         total, and the version they were both true at."""
+        await self._publish(self._unread(badges))
+
+    def _unread(self, badges: Iterable[Badge]) -> list[tuple[str, bytes]]:
         batch: list[tuple[str, bytes]] = []
         for badge in badges:
             event = protocol.Unread(
@@ -96,7 +101,7 @@ class Events:
                 version=badge.version,
             )
             batch += _addressed([badge.user_id], event)
-        await self._publish(batch)
+        return batch
 
     async def message_read(self, receipt: ReadReceipt, peer_id: int, skip: str = "") -> None:
         """The read receipt, to the side whose messages were read and to the reader's own
