@@ -52,8 +52,8 @@ class RedisBroker(Broker):
         self._channels: set[str] = set()
         self._received: asyncio.Queue[Envelope] = asyncio.Queue()
         self._pending: list[tuple[str, bytes]] = []
-        # One per publish_many waiting for the pipeline that carries what is pending now.
-        self._waiting: list[asyncio.Future[None]] = []
+        # Resolved once Redis answers the pipeline that carries what is pending now.
+        self._answered: asyncio.Future[None] | None = None  # made by connect()
         self._publishes_failing = False
         self._wake = asyncio.Event()
         self._failed_channels: set[str] = set()
@@ -74,6 +74,7 @@ class RedisBroker(Broker):
         )
 
     async def connect(self) -> None:
+        self._answered = asyncio.get_running_loop().create_future()
         self._tasks = [
             asyncio.create_task(self._subscriber_loop(), name="redis-subscriber"),
             asyncio.create_task(self._publisher_loop(), name="redis-publisher"),
@@ -117,14 +118,11 @@ class RedisBroker(Broker):
             return
         self._pending.extend(messages)
         self._wake.set()
-        if self._publishes_failing or not self._tasks:
+        answered = self._answered
+        if self._publishes_failing or answered is None:
             return
-        # A future of this call's own: a caller cancelled while it waits touches no other.
-        answered = asyncio.get_running_loop().create_future()
-        self._waiting.append(answered)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
-                await answered
+            await asyncio.wait_for(asyncio.shield(answered), PUBLISH_WAIT_SECONDS)
 
     async def next_published(self) -> Envelope:
         return await self._received.get()
@@ -136,9 +134,10 @@ class RedisBroker(Broker):
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, []
-            waiting, self._waiting = self._waiting, []
+            answered, self._answered = self._answered, asyncio.get_running_loop().create_future()
+            assert answered is not None  # the loop runs after connect()
             if not batch:
-                _answer(waiting)
+                answered.set_result(None)
                 continue
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
@@ -151,7 +150,8 @@ class RedisBroker(Broker):
                 continue
             finally:
                 # Whoever waits on this batch goes on: answered, or dropped and counted.
-                _answer(waiting)
+                if not answered.done():
+                    answered.set_result(None)
             self._publishes_failing = False
             self.stats.published += len(batch)
             if self._failed_channels:
@@ -266,9 +266,3 @@ class RedisBroker(Broker):
                 self.confirmed_subscriptions = int(message["data"])
                 self._confirmation.set()
                 self._confirmation = asyncio.Event()
-
-
-def _answer(waiting: list[asyncio.Future[None]]) -> None:
-    for future in waiting:
-        if not future.done():
-            future.set_result(None)
