@@ -121,6 +121,14 @@ BAD_SETTINGS: dict[str, tuple[Callable[[str], dict[str, str]], tuple[str, ...]]]
         },
         ("PARLEY_JWT_PUBLIC_KEY is not an EC (P-256) public key",),
     ),
+    "a port that is no port": (
+        lambda dsn: {"DATABASE_URL": dsn, "PORT_OVERRIDE": "70000"} | _hs256(),
+        ("PORT must be a port number", "70000"),
+    ),
+    "a pool of no connection": (
+        lambda dsn: {"DATABASE_URL": dsn, "PARLEY_DB_POOL_MAX": "0"} | _hs256(),
+        ("PARLEY_DB_POOL_MAX must be at least 1",),
+    ),
     "an HS256 secret of 3 bytes": (
         lambda dsn: {"DATABASE_URL": dsn} | _hs256("abc"),
         ("PARLEY_JWT_SECRET is 3 bytes", "at least 32", "token_urlsafe"),
@@ -133,7 +141,8 @@ async def test_serve_refuses_settings_that_cannot_work_in_one_line(
     case: str, empty_database: str
 ) -> None:
     make_env, words = BAD_SETTINGS[case]
-    env = make_env(empty_database) | {"PORT": str(free_port())}
+    env = make_env(empty_database)
+    env["PORT"] = env.pop("PORT_OVERRIDE", str(free_port()))
     assert_one_line(*await run_parley("serve", env=env), *words)
     assert await _tables(empty_database) == []
 

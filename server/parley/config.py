@@ -78,15 +78,22 @@ class Settings:
         env = os.environ if environ is None else environ
         read = _Reader(env)
         default, limits = cls(), Limits()
+        pool_min = read.integer("PARLEY_DB_POOL_MIN", default.db_pool_min)
+        pool_max = read.integer("PARLEY_DB_POOL_MAX", default.db_pool_max)
+        if pool_max < 1 or pool_min > pool_max:
+            raise ConfigError(
+                f"PARLEY_DB_POOL_MAX must be at least 1 and at least PARLEY_DB_POOL_MIN, "
+                f"got {pool_max} (PARLEY_DB_POOL_MIN {pool_min})"
+            )
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
             redis_prefix=env.get("PARLEY_REDIS_PREFIX", default.redis_prefix),
             host=env.get("PARLEY_HOST", default.host),
-            port=read.integer("PORT", default.port),
+            port=read.port("PORT", default.port),
             data_dir=Path(env.get("PARLEY_DATA_DIR", str(default.data_dir))),
-            db_pool_min=read.integer("PARLEY_DB_POOL_MIN", default.db_pool_min),
-            db_pool_max=read.integer("PARLEY_DB_POOL_MAX", default.db_pool_max),
+            db_pool_min=pool_min,
+            db_pool_max=pool_max,
             log_level=read.choice(
                 "PARLEY_LOG_LEVEL", default.log_level, ("debug", "info", "warning", "error")
             ),
@@ -139,6 +146,12 @@ class _Reader:
             raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
         if value < 0:
             raise ConfigError(f"{name} must not be negative, got {value}")
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        value = self.integer(name, default)
+        if value > 65535:
+            raise ConfigError(f"{name} must be a port number, 0 to 65535, got {value}")
         return value
 
     def number(self, name: str, default: float) -> float:
