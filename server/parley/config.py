@@ -59,7 +59,7 @@ class Settings:
     workers: int = 1
     drain_seconds: float = 10.0
     send_batch_max: int = 256
-    send_batch_in_flight: int = 2
+    send_batch_in_flight: int = 1
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
     # How often each process ends the mutes whose time is up (how late a mute may end).
