@@ -72,6 +72,8 @@ SITE_URL_PATTERN: Final = f"^(?:{_HTTPS_URL_RE}|{_SITE_PATH_RE})$"
 # Text the marketplace sends (system messages, resolutions): something that is not
 # whitespace, and no NUL, which Postgres text cannot hold. What users send is held to
 # has_visible_text, which no JSON Schema pattern can say; the marketplace is trusted.
+# Any text Parley stores: Postgres text and jsonb hold no NUL (check_text refuses it).
+NO_NUL_PATTERN: Final = r"^[^\x00]*$"
 MARKETPLACE_TEXT_PATTERN: Final = r"^[^\x00]*[^\s\x00][^\x00]*$"
 _MARKETPLACE_TEXT: Final = re.compile(MARKETPLACE_TEXT_PATTERN)
 # An id written in text (a path, a token's sub): ASCII digits only (int() would also take

@@ -25,6 +25,7 @@ from parley.validation import (
     MAX_NAME_CHARS,
     MAX_REASON_CHARS,
     MAX_URL_CHARS,
+    NO_NUL_PATTERN,
     SITE_URL_PATTERN,
     Id,
     PageLimit,
@@ -32,9 +33,8 @@ from parley.validation import (
 from parley.web.openapi import METADATA_SCHEMA
 
 # What the store checks beyond the shape, said in the schema too (docs/openapi.json).
-_NO_NUL = "^[^\\x00]*$"  # Postgres text holds no NUL
 _Name = Annotated[
-    str, msgspec.Meta(extra_json_schema={"maxLength": MAX_NAME_CHARS, "pattern": _NO_NUL})
+    str, msgspec.Meta(extra_json_schema={"maxLength": MAX_NAME_CHARS, "pattern": NO_NUL_PATTERN})
 ]
 _Url = Annotated[
     str,
@@ -44,7 +44,11 @@ _Currency = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": "^[A-Z]{3}
 _ClientMsgId = Annotated[
     str,
     msgspec.Meta(
-        extra_json_schema={"minLength": 1, "maxLength": MAX_CLIENT_MSG_ID, "pattern": _NO_NUL}
+        extra_json_schema={
+            "minLength": 1,
+            "maxLength": MAX_CLIENT_MSG_ID,
+            "pattern": NO_NUL_PATTERN,
+        }
     ),
 ]
 

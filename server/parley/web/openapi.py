@@ -18,10 +18,11 @@ from typing import Any, Final
 import msgspec
 
 from parley import __version__
+from parley.validation import NO_NUL_PATTERN
 
 _REF: Final = "#/components/schemas/{name}"
 # JSON that Postgres's jsonb holds: any value, but no NUL in a string or a key.
-_NO_NUL: Final = {"pattern": "^[^\\x00]*$"}
+_NO_NUL: Final = {"pattern": NO_NUL_PATTERN}
 METADATA_VALUE_REF: Final = _REF.format(name="MetadataValue")
 _METADATA_VALUE: Final = {
     "anyOf": [
