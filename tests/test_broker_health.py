@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from parley.fanout.broker import masked_url
+from parley.logs import masked_url
 from tests.services import GatewayProcess, RedisServer
 from tests.test_scale_out import connect, gateways
 from tests.world import World

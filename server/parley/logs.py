@@ -7,6 +7,17 @@ import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit for a log line, an error or /readyz: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
 
 # "<connection id>:<frame id>" while a frame is handled; None elsewhere.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from parley.config import ConfigError, Settings
-from parley.fanout.broker import broker_from_url, masked_url
+from parley.fanout.broker import broker_from_url
 from parley.gateway.auth import TokenVerifier
+from parley.logs import masked_url
 
 _DATABASE_SCHEMES = ("postgresql", "postgres")
 _CONNECT_TIMEOUT_SECONDS = 5.0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from parley.fanout.broker.base import GAP_ALL, Broker, Envelope, masked_url
+from parley.fanout.broker.base import GAP_ALL, Broker, Envelope
 from parley.fanout.broker.memory import MemoryBroker
+from parley.logs import masked_url
 
-__all__ = ["GAP_ALL", "Broker", "Envelope", "MemoryBroker", "broker_from_url", "masked_url"]
+__all__ = ["GAP_ALL", "Broker", "Envelope", "MemoryBroker", "broker_from_url"]
 
 
 def broker_from_url(url: str, prefix: str = "parley:") -> Broker:

@@ -8,19 +8,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 GAP_ALL = "*"
-
-
-def masked_url(url: str) -> str:
-    """``url`` fit for a log line or /readyz: any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 @dataclass(frozen=True, slots=True)

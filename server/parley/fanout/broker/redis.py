@@ -23,7 +23,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from parley import metrics
-from parley.fanout.broker.base import GAP_ALL, Broker, Envelope, masked_url
+from parley.fanout.broker.base import GAP_ALL, Broker, Envelope
+from parley.logs import masked_url
 
 log = logging.getLogger(__name__)
 
