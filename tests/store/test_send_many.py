@@ -23,7 +23,7 @@ async def test_one_batch_answers_each_send_as_send_message_would(world: World) -
     def ask(conversation_id: int, sender: int, client_msg_id: str, content: str) -> SendRequest:
         return SendRequest(conversation_id, sender, client_msg_id, content)
 
-    results = await store.send_many(
+    results, badges = await store.send_many(
         world.pool,
         [
             ask(conversation.id, world.john.id, "a", "one"),
@@ -60,17 +60,46 @@ async def test_one_batch_answers_each_send_as_send_message_would(world: World) -
     assert (row["last_seq"], row["seller_unread_count"], row["buyer_unread_count"]) == (4, 3, 1)
     assert row["last_message_text"] == "two"
     assert await store.recount_counters(world.pool) == []
+    # Each recipient's badge comes back with the write, as a read after the commit sees it.
+    pairs = [(world.mary.id, conversation.id), (world.eve.id, with_eve.id)]
+    pairs.append((world.john.id, conversation.id))
+    assert set(badges.values()) == set(await store.badges(world.pool, pairs))
 
 
 async def test_badges_for_many_recipients_in_one_query(world: World) -> None:
     conversation = await world.open()
-    await store.send_many(
+    _, badges = await store.send_many(
         world.pool, [SendRequest(conversation.id, world.john.id, f"x{n}", "hi") for n in range(3)]
     )
     # One statement, one transaction: Mary's badge moved once, by three.
-    assert await store.badges(world.pool, [(world.mary.id, conversation.id)]) == [
-        Badge(world.mary.id, conversation.id, count=3, total=3, version=1)
-    ]
+    expected = Badge(world.mary.id, conversation.id, count=3, total=3, version=1)
+    assert await store.badges(world.pool, [(world.mary.id, conversation.id)]) == [expected]
+    assert badges == {(world.mary.id, conversation.id): expected}
+
+
+async def test_returned_badges_leave_out_what_the_recipient_silenced(world: World) -> None:
+    """The write's own badge read (sql/010) counts as store.badges does: a muted
+    conversation's and a blocked one's unread stay in their counts, not in the total."""
+    conversation = await world.open()
+    other_product, _ = await store.upsert_product(world.pool, 7021, world.mary.id, "Lamp")
+    muted, _ = await store.open_conversation(world.pool, world.john.id, other_product.id)
+    blocker, _ = await store.upsert_product(world.pool, 7022, world.eve.id, "Desk")
+    blocked, _ = await store.open_conversation(world.pool, world.mary.id, blocker.id)
+    await world.send(muted.id, world.john, "before the mute")
+    await world.send(blocked.id, world.eve, "before the block")
+    await store.mute(world.pool, world.mary.id, muted.id, None)
+    await store.block(world.pool, world.mary.id, world.eve.id)
+    _, badges = await store.send_many(
+        world.pool,
+        [SendRequest(conversation.id, world.john.id, f"s{n}", "hi") for n in range(2)]
+        + [SendRequest(muted.id, world.john.id, "s-muted", "and one more")],
+    )
+    read = await store.badges(
+        world.pool, [(world.mary.id, conversation.id), (world.mary.id, muted.id)]
+    )
+    assert set(badges.values()) == set(read)
+    assert {badge.total for badge in read} == {2}, "the muted and blocked counts left out"
+    assert {badge.count for badge in read} == {2}
 
 
 async def test_concurrent_batches_single_sends_and_reads_stay_exact(

@@ -6,7 +6,7 @@ Triggers (sql/) assign each message its seq and move the preview and the unread 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import asyncpg
 import msgspec
@@ -21,7 +21,7 @@ from parley.errors import (
     ParleyError,
     ProductUnavailable,
 )
-from parley.models import Message, SentMessage
+from parley.models import Badge, Message, SentMessage
 from parley.store._sql import (
     MESSAGE_COLUMNS,
     UNBLOCKED,
@@ -176,25 +176,13 @@ EXISTING_ONE: Final = f"""
      WHERE sender_id IS NOT DISTINCT FROM $1 AND client_msg_id = $2
 """
 
-# Many sends in one statement and one commit. Rows go in conversation-id order (then arrival
-# order), so concurrent batches take conversation locks in one order and cannot deadlock;
-# a send whose (sender, client_msg_id) exists, or whose sender is not a participant, yields
-# no row and is looked up afterwards.
-SEND_MANY_QUERY: Final = f"""
-    INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type, content,
-                          metadata, client_msg_id)
-    SELECT c.id, u.sender_id, {peer("u.sender_id")},
-           u.message_type, u.content, u.metadata::jsonb, u.client_msg_id
-      FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-           WITH ORDINALITY AS u(conversation_id, sender_id, message_type, content, metadata,
-                                client_msg_id, arrival)
-      JOIN conversations c ON c.id = u.conversation_id AND {participant("u.sender_id")}
-                          AND {UNBLOCKED}
-     WHERE NOT EXISTS (SELECT 1 FROM messages m
-                        WHERE m.sender_id = u.sender_id AND m.client_msg_id = u.client_msg_id)
-     ORDER BY c.id, u.arrival
-    RETURNING {MESSAGE_COLUMNS}
+# Many sends in one statement and one commit, each inserted message with its recipient's badge
+# right after it (sql/010_send_many.sql): one round trip between the batch and its events.
+SEND_MANY_QUERY: Final = """
+    SELECT * FROM send_many($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                            $6::text[])
 """
+_MESSAGE_FIELDS: Final = len(Message.__struct_fields__)
 
 _EXISTING_MANY: Final = f"""
     SELECT {MESSAGE_COLUMNS} FROM messages
@@ -202,13 +190,21 @@ _EXISTING_MANY: Final = f"""
 """
 
 
+class SentBatch(NamedTuple):
+    """What send_many did: each request's SentMessage or the ParleyError it would have raised
+    from send_message, in order; and the badge of each (recipient, conversation) that a new
+    message moved, as it was at the commit. A batch that fell back to one send at a time has
+    no badges: the caller reads them."""
+
+    results: list[SentMessage | ParleyError]
+    badges: dict[tuple[int, int], Badge]
+
+
 async def send_many(
     db: Database, requests: list[SendRequest], limits: Limits | None = None
-) -> list[SentMessage | ParleyError]:
-    """Store many users' messages in one statement and one commit (group commit).
-
-    Returns, in order, each request's SentMessage or the ParleyError it would have raised
-    from send_message: the same rules, idempotency and triggers, per message. Should another
+) -> SentBatch:
+    """Store many users' messages in one statement and one commit (group commit), with the
+    same rules, idempotency and triggers, per message, as send_message. Should another
     process insert one of the same (sender, client_msg_id) at the same moment, the batch
     falls back to sending one by one.
     """
@@ -228,7 +224,7 @@ async def send_many(
         first.setdefault((request.sender_id, request.client_msg_id), index)
     batch = sorted(first.values())
     if not batch:
-        return [result for result in results if result is not None]
+        return SentBatch([result for result in results if result is not None], {})
     try:
         rows = await db.fetch(
             SEND_MANY_QUERY,
@@ -242,11 +238,19 @@ async def send_many(
     except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError):
         # One send of the batch broke a rule the statement checks (an offer on a sold
         # listing): the statement wrote nothing; each send goes alone, to be told apart.
-        return [
-            result if result is not None else await _send_one(db, request, limits)
-            for result, request in zip(results, requests, strict=True)
-        ]
-    stored = {(row["sender_id"], row["client_msg_id"]): Message(**row) for row in rows}
+        return SentBatch(
+            [
+                result if result is not None else await _send_one(db, request, limits)
+                for result, request in zip(results, requests, strict=True)
+            ],
+            {},
+        )
+    stored: dict[tuple[int, str], Message] = {}
+    badges: dict[tuple[int, int], Badge] = {}
+    for row in rows:
+        stored[(row["sender_id"], row["client_msg_id"])] = Message(*row[:_MESSAGE_FIELDS])
+        key = (row["recipient_id"], row["conversation_id"])
+        badges[key] = Badge(*key, row["badge_count"], row["badge_total"], row["badge_version"])
     missing = [key for key in first if key not in stored]
     existing: dict[tuple[int, str], Message] = {}
     if missing:
@@ -272,7 +276,7 @@ async def send_many(
             )
         except ClientMsgIdConflict as conflict:
             results[index] = conflict
-    return [result for result in results if result is not None]
+    return SentBatch([result for result in results if result is not None], badges)
 
 
 async def _send_one(

@@ -44,6 +44,10 @@ from parley.validation import SYNC_PAGE
 
 log = logging.getLogger(__name__)
 
+# A send's outcome, with its recipient's badge as the write left it (None for a replay, an
+# error, or a batch that went one send at a time).
+_Sent = tuple[SentMessage | ParleyError, Badge | None]
+
 # Participants never change, so the cache below never goes stale; it is only bounded.
 _MAX_CACHED_PARTIES = 100_000
 
@@ -64,7 +68,7 @@ class Chat:
         self.typing_tracker = TypingTracker(
             events, limits.typing_interval_seconds, limits.typing_expiry_seconds
         )
-        self._sends: Batcher[tuple[SendRequest, str], SentMessage | ParleyError] = Batcher(
+        self._sends: Batcher[tuple[SendRequest, str], _Sent] = Batcher(
             self._write_sends, self._sends_committed, send_batch_max, send_batch_in_flight
         )
         self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
@@ -140,7 +144,7 @@ class Chat:
             message_type=message_type,
             metadata={} if metadata is None else metadata,
         )
-        result = await self._sends.submit((request, connection_id))
+        result, _ = await self._sends.submit((request, connection_id))
         if isinstance(result, ParleyError):
             raise result
         message = result.message
@@ -319,24 +323,33 @@ class Chat:
 
     # --- after a commit --------------------------------------------------------------------
 
-    async def _write_sends(
-        self, batch: list[tuple[SendRequest, str]]
-    ) -> list[SentMessage | ParleyError]:
+    async def _write_sends(self, batch: list[tuple[SendRequest, str]]) -> list[_Sent]:
         metrics.SEND_BATCH.observe(len(batch))
-        return await store.send_many(self.pool, [request for request, _ in batch], self.limits)
+        results, badges = await store.send_many(
+            self.pool, [request for request, _ in batch], self.limits
+        )
+        outcomes: list[_Sent] = []
+        for result in results:
+            badge = None
+            if isinstance(result, SentMessage) and not result.replayed:
+                message = result.message
+                badge = badges.get((message.recipient_id or 0, message.conversation_id))
+            outcomes.append((result, badge))
+        return outcomes
 
     async def _sends_committed(
-        self, batch: list[tuple[SendRequest, str]], results: list[SentMessage | ParleyError]
+        self, batch: list[tuple[SendRequest, str]], outcomes: list[_Sent]
     ) -> None:
         """message.new to both sides of each message (not the sending socket), after the
-        typing stop of each sender who was typing there, then each recipient's badge (read
-        once for the whole batch): all in one hand-over to the broker, which the senders'
-        replies wait for. A database gone between the commit and the badge read costs the
-        badges only (the devices' next badge, or sync, brings them)."""
+        typing stop of each sender who was typing there, then each recipient's badge (as the
+        write returned it): all in one hand-over to the broker, which the senders' replies
+        wait for. Badges the write did not return are read here; a database gone by then
+        costs the badges only (the devices' next badge, or sync, brings them)."""
         sent: list[tuple[Message, str]] = []
         typing_ended: list[tuple[int, int, int]] = []
-        recipients: dict[tuple[int, int], None] = {}
-        for (request, connection_id), result in zip(batch, results, strict=True):
+        badges: dict[tuple[int, int], Badge] = {}
+        unread: list[tuple[int, int]] = []
+        for (request, connection_id), (result, badge) in zip(batch, outcomes, strict=True):
             if isinstance(result, SentMessage):
                 message = result.message
                 assert message.recipient_id is not None
@@ -344,14 +357,22 @@ class Chat:
                 peer = self.typing_tracker.take(request.sender_id, message.conversation_id)
                 if peer is not None:
                     typing_ended.append((request.sender_id, message.conversation_id, peer))
-                if not result.replayed:
-                    recipients[(message.recipient_id, message.conversation_id)] = None
-        badges: list[Badge] = []
-        try:
-            badges = await store.badges(self.pool, list(recipients))
-        except DATABASE_DOWN as error:
-            log.warning("badges of a committed batch not read: %r", error)
-        await self.events.messages_new(sent, typing_ended, self.typing_tracker.origin, badges)
+                if badge is not None:
+                    badges[(badge.user_id, badge.conversation_id)] = badge
+                elif not result.replayed:
+                    unread.append((message.recipient_id, message.conversation_id))
+        unread = [pair for pair in dict.fromkeys(unread) if pair not in badges]
+        if unread:
+            try:
+                badges.update(
+                    ((badge.user_id, badge.conversation_id), badge)
+                    for badge in await store.badges(self.pool, unread)
+                )
+            except DATABASE_DOWN as error:
+                log.warning("badges of a committed batch not read: %r", error)
+        await self.events.messages_new(
+            sent, typing_ended, self.typing_tracker.origin, list(badges.values())
+        )
 
     async def _push_badge(self, user_id: int, conversation_id: int) -> None:
         await self.events.unread(await store.badges(self.pool, [(user_id, conversation_id)]))
