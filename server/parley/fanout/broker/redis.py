@@ -15,12 +15,13 @@ import logging
 import random
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from parley import metrics
 from parley.fanout.broker.base import GAP_ALL, Broker, Envelope
@@ -28,11 +29,16 @@ from parley.logs import masked_url
 
 log = logging.getLogger(__name__)
 
-_DOWN = (RedisError, OSError, TimeoutError)
+# Redis (or a cluster's topology: RedisClusterException is no RedisError) cannot serve us.
+REDIS_DOWN = (RedisError, RedisClusterException, OSError, TimeoutError)
 _MAX_PENDING = 100_000
 _MAX_FAILED_CHANNELS = 10_000
 # How long a publish waits for Redis's answer before the reply goes out anyway.
 PUBLISH_WAIT_SECONDS = 1.0
+# How long Redis may take to carry out a reconnect's subscriptions before it is tried again.
+SUBSCRIBE_TIMEOUT_SECONDS = 10.0
+# How long one batch may take to send before it counts as failed, and the next goes.
+SEND_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -59,14 +65,18 @@ class RedisBroker(Broker):
         self._wake = asyncio.Event()
         self._failed_channels: set[str] = set()
         self._pubsub: PubSub | None = None
+        self._opening: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = BrokerStats()
         self.subscriber_up = asyncio.Event()
         # Redis's own count of this connection's subscriptions, from its confirmations.
         self.confirmed_subscriptions = 0
         self._confirmation = asyncio.Event()
+        self._client = self._new_client(url)
+
+    def _new_client(self, url: str) -> Any:
         # Fail fast and let the loops below decide when to try again.
-        self._client = aioredis.Redis.from_url(
+        return aioredis.Redis.from_url(
             url,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2,
@@ -101,7 +111,7 @@ class RedisBroker(Broker):
             return  # the subscriber loop subscribes self._channels when it reconnects
         try:
             await getattr(pubsub, command)(self._prefix + channel)
-        except _DOWN as error:
+        except REDIS_DOWN as error:
             log.warning(
                 "redis %s %s failed (%r); the reconnect will redo it", command, channel, error
             )
@@ -137,15 +147,22 @@ class RedisBroker(Broker):
             batch, self._pending = self._pending, []
             answered, self._answered = self._answered, asyncio.get_running_loop().create_future()
             assert answered is not None  # the loop runs after connect()
+            # A channel whose events were dropped gets its gap (an empty payload) ahead of
+            # anything new on it: no device gets a live event before it is told to sync.
+            gaps = [(channel, b"") for channel in self._failed_channels]
+            self._failed_channels = set()
+            batch = gaps + batch
             if not batch:
                 answered.set_result(None)
                 continue
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for channel, payload in batch:
-                        pipe.publish(self._prefix + channel, payload)
-                    await pipe.execute()
-            except _DOWN as error:
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    dropped = await self._send(batch)
+            except Exception as error:
+                # Dropped and counted, and the loop goes on: a loop that died or hung here
+                # would leave every later publish queued, unsent and unreported.
+                if not isinstance(error, REDIS_DOWN) or isinstance(error, TimeoutError):
+                    log.exception("redis broker %s: a publish failed", self._name)
                 self._publishes_failing = True
                 self._fail(batch, repr(error))
                 continue
@@ -154,9 +171,16 @@ class RedisBroker(Broker):
                 if not answered.done():
                     answered.set_result(None)
             self._publishes_failing = False
-            self.stats.published += len(batch)
-            if self._failed_channels:
-                await self._announce_gaps()
+            self.stats.published += len(batch) - dropped
+
+    async def _send(self, batch: list[tuple[str, bytes]]) -> int:
+        """PUBLISH each message, in one pipeline: one round trip for the batch. Raises when
+        Redis cannot be reached; returns how many messages it dropped (and _failed) itself."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for channel, payload in batch:
+                pipe.publish(self._prefix + channel, payload)
+            await pipe.execute()
+        return 0
 
     def _fail(self, batch: list[tuple[str, bytes]], reason: str) -> None:
         self.stats.publish_failures += len(batch)
@@ -167,17 +191,6 @@ class RedisBroker(Broker):
         level = logging.DEBUG if not self.subscriber_up.is_set() else logging.WARNING
         log.log(level, "redis broker %s: dropped %d publishes: %s", self._name, len(batch), reason)
 
-    async def _announce_gaps(self) -> None:
-        """Tell every gateway holding a user whose events we dropped: an empty payload."""
-        channels, self._failed_channels = self._failed_channels, set()
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for channel in channels:
-                    pipe.publish(self._prefix + channel, b"")
-                await pipe.execute()
-        except _DOWN:
-            self._failed_channels |= channels
-
     def status(self) -> str:
         if self.subscriber_up.is_set():
             return "ok"
@@ -186,12 +199,8 @@ class RedisBroker(Broker):
     async def _subscriber_loop(self) -> None:
         backoff, connected_before, failed_since_up = 0.1, False, False
         while True:
-            pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self._control)
-                self._pubsub = pubsub  # from now on, subscribe() sends directly
-                if self._channels:
-                    await pubsub.subscribe(*(self._prefix + c for c in list(self._channels)))
+                await self._open_subscriptions()
                 self._up()
                 if connected_before:
                     self.stats.reconnects += 1
@@ -205,27 +214,48 @@ class RedisBroker(Broker):
                     # Whatever happened while it was away, no device heard of it live.
                     self._received.put_nowait(Envelope(GAP_ALL, b""))
                 connected_before, failed_since_up, backoff = True, False, 0.1
-                await self._receive(pubsub)
+                await self._listen()
             except asyncio.CancelledError:
                 raise
-            except _DOWN as error:
+            except REDIS_DOWN as error:
                 self._down(error, connected_before, failed_since_up, backoff)
                 failed_since_up = True
             except Exception:
                 log.exception("redis broker %s failed; retrying in %.1f s", self._name, backoff)
                 failed_since_up = True
             finally:
-                self._pubsub = None
                 self.subscriber_up.clear()
                 metrics.BROKER_UP.set(0)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                await self._close_subscriptions()
             await asyncio.sleep(backoff * (1 + random.random() / 2))
             backoff = min(backoff * 2, 5.0)
+
+    async def _open_subscriptions(self) -> None:
+        """Connect the subscriber and subscribe every channel; raises if Redis is away."""
+        pubsub = self._opening = self._client.pubsub()
+        await pubsub.subscribe(self._control)
+        self._pubsub = pubsub  # from now on, subscribe() sends directly
+        if self._channels:
+            await pubsub.subscribe(*(self._prefix + c for c in list(self._channels)))
+        await self._in_effect(pubsub)
+
+    async def _listen(self) -> None:
+        """Hand on what arrives until the subscriber's connection fails (it raises)."""
+        assert self._pubsub is not None
+        await self._receive(self._pubsub)
+
+    async def _close_subscriptions(self) -> None:
+        self._pubsub = None
+        if self._opening is not None:
+            with contextlib.suppress(Exception):
+                await self._opening.aclose()
+            self._opening = None
 
     def _up(self) -> None:
         self.subscriber_up.set()
         metrics.BROKER_UP.set(1)
+        if self._failed_channels:
+            self._wake.set()  # Redis answers again: the gaps go out without waiting for traffic
 
     def _down(
         self, error: BaseException, connected_before: bool, failed_since_up: bool, backoff: float
@@ -254,16 +284,37 @@ class RedisBroker(Broker):
         await self._confirmation.wait()
 
     async def _receive(self, pubsub: PubSub) -> None:
-        prefix_length = len(self._prefix)
         while True:
             message = await pubsub.get_message(timeout=None)
-            if message is None:
-                continue
-            if message["type"] == "message":
-                channel = message["channel"].decode()[prefix_length:]
-                self.stats.received += 1
-                self._received.put_nowait(Envelope(channel, message["data"]))
-            elif message["type"] in ("subscribe", "unsubscribe"):
-                self.confirmed_subscriptions = int(message["data"])
-                self._confirmation.set()
-                self._confirmation = asyncio.Event()
+            if message is not None:
+                self._handle(message, "")
+
+    def _handle(self, message: dict[str, Any], shard: str) -> bytes | None:
+        """Hand on a message, or count a confirmation; a PING's answer returns its payload."""
+        kind = message["type"]
+        if kind == "message":
+            channel = message["channel"].decode()[len(self._prefix) :]
+            self.stats.received += 1
+            self._received.put_nowait(Envelope(channel, message["data"]))
+        elif kind in ("subscribe", "unsubscribe"):
+            self._confirm(shard, int(message["data"]))
+        elif kind == "pong":
+            return bytes(message["data"])
+        return None
+
+    def _confirm(self, shard: str, count: int) -> None:
+        self.confirmed_subscriptions = count
+        self._confirmation.set()
+        self._confirmation = asyncio.Event()
+
+    async def _in_effect(self, pubsub: PubSub, shard: str = "") -> None:
+        """Return once Redis has carried out every subscription sent on ``pubsub`` so far: a
+        PING sent behind them is answered after them. A publish before that could still miss
+        them, so the broker is not up, and clients are not told to sync, until then."""
+        token = secrets.token_hex(8).encode()
+        await pubsub.ping(token)
+        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_SECONDS):
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None and self._handle(message, shard) == token:
+                    return
