@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import uvloop
 
-from bench import compare, loadgen, sdk
+from bench import compare, gateways, loadgen, sdk
 from bench.pieces import (
     BENCH_SECRET,
     CONVERSATIONS,
@@ -521,6 +521,8 @@ async def main(args: argparse.Namespace) -> int:
                 result = await inbox_and_mark_read(admin_dsn)
             elif scenario == "peers":
                 result = await peers(admin_dsn, concurrency, args.seconds)
+            elif scenario == "gateways":
+                result = await gateways.gateways(admin_dsn, concurrency, args.seconds)
             elif scenario == "sdk":
                 result = await sdk_receive(admin_dsn, args.messages, args.rounds or 5)
             else:
@@ -540,7 +542,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "scenario",
-        choices=["s1", "s2", "s3", "s4", "s5", "s6", "peers", "sdk", "smoke", "charts", "compare"],
+        choices=[
+            "s1",
+            "s2",
+            "s3",
+            "s4",
+            "s5",
+            "s6",
+            "peers",
+            "sdk",
+            "smoke",
+            "charts",
+            "compare",
+            "gateways",
+        ],
     )
     parser.add_argument("revisions", nargs="*", help="compare: REV_A REV_B (any git revision)")
     parser.add_argument(
