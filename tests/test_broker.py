@@ -154,38 +154,12 @@ async def test_one_channel_per_connected_user_and_none_left_behind(
     assert await numsub(broker_url, channel_prefix + user_channel(7)) == 0
 
 
-async def test_publishes_between_two_processes_worth_of_hubs(
+@pytest.fixture
+async def mary_on_b(
     broker_url: str, channel_prefix: str
-) -> None:
-    a = Hub(broker_from_url(broker_url, channel_prefix))
-    b = Hub(broker_from_url(broker_url, channel_prefix))
-    for hub in (a, b):
-        await hub.start()
-    try:
-        mary = Recorder(702)
-        await b.add(mary, limit=10)
-        broker_b = b.broker
-        assert isinstance(broker_b, RedisBroker)
-        await until_confirmed(broker_b, 1 if isinstance(broker_b, ClusterBroker) else 2)
-        events_a = Events(a.broker)
-        for n in range(200):
-            await events_a.publish([702], f'{{"n":{n}}}'.encode())
-        received = [await asyncio.wait_for(mary.frames.get(), 5) for _ in range(200)]
-        assert received == [f'{{"n":{n}}}' for n in range(200)], "in order, none lost"
-        broker_a = a.broker
-        assert isinstance(broker_a, RedisBroker)
-        assert broker_a.stats.published == 200
-    finally:
-        for hub in (a, b):
-            await hub.stop()
-
-
-async def test_the_publisher_outlives_an_unexpected_error(
-    broker_url: str, channel_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A send that fails in a way nobody foresaw (a cluster's topology error is no
-    RedisError) drops its batch, counted, and the next publish goes out, behind the gap
-    that tells the user's devices to sync."""
+) -> AsyncIterator[tuple[RedisBroker, Recorder]]:
+    """Two processes' worth of hubs: Mary's socket on the second, subscribed and confirmed;
+    the first's broker, to publish from."""
     a = Hub(broker_from_url(broker_url, channel_prefix))
     b = Hub(broker_from_url(broker_url, channel_prefix))
     for hub in (a, b):
@@ -197,20 +171,42 @@ async def test_the_publisher_outlives_an_unexpected_error(
         assert isinstance(broker_a, RedisBroker)
         assert isinstance(broker_b, RedisBroker)
         await until_confirmed(broker_b, 1 if isinstance(broker_b, ClusterBroker) else 2)
-        send = broker_a._send
-
-        async def fails_once(batch: list[tuple[str, bytes]]) -> int:
-            monkeypatch.setattr(broker_a, "_send", send)
-            raise RuntimeError("unforeseen")
-
-        monkeypatch.setattr(broker_a, "_send", fails_once)
-        await Events(broker_a).publish([702], b'{"n":1}')
-        await Events(broker_a).publish([702], b'{"n":2}')
-        # The dropped event's gap first, then what came after it.
-        first = await asyncio.wait_for(mary.frames.get(), 5)
-        assert json.loads(first)["type"] == "resync"
-        assert await asyncio.wait_for(mary.frames.get(), 5) == '{"n":2}'
-        assert broker_a.stats.publish_failures == 1
+        yield broker_a, mary
     finally:
         for hub in (a, b):
             await hub.stop()
+
+
+async def test_publishes_between_two_processes_worth_of_hubs(
+    mary_on_b: tuple[RedisBroker, Recorder],
+) -> None:
+    broker_a, mary = mary_on_b
+    events_a = Events(broker_a)
+    for n in range(200):
+        await events_a.publish([702], f'{{"n":{n}}}'.encode())
+    received = [await asyncio.wait_for(mary.frames.get(), 5) for _ in range(200)]
+    assert received == [f'{{"n":{n}}}' for n in range(200)], "in order, none lost"
+    assert broker_a.stats.published == 200
+
+
+async def test_the_publisher_outlives_an_unexpected_error(
+    mary_on_b: tuple[RedisBroker, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send that fails in a way nobody foresaw (a cluster's topology error is no
+    RedisError) drops its batch, counted, and the next publish goes out, behind the gap
+    that tells the user's devices to sync."""
+    broker_a, mary = mary_on_b
+    send = broker_a._send
+
+    async def fails_once(batch: list[tuple[str, bytes]]) -> int:
+        monkeypatch.setattr(broker_a, "_send", send)
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(broker_a, "_send", fails_once)
+    await Events(broker_a).publish([702], b'{"n":1}')
+    await Events(broker_a).publish([702], b'{"n":2}')
+    # The dropped event's gap first, then what came after it.
+    first = await asyncio.wait_for(mary.frames.get(), 5)
+    assert json.loads(first)["type"] == "resync"
+    assert await asyncio.wait_for(mary.frames.get(), 5) == '{"n":2}'
+    assert broker_a.stats.publish_failures == 1
