@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
 import uvloop
 
 from bench import compare, gateways, loadgen, sdk
@@ -54,7 +55,8 @@ from bench.world import (
 from parley.store.pool import drop_database
 from tests.services import redis_server
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# BENCH_RESULTS: somewhere else (the tests), so a short run never overwrites real figures.
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
@@ -110,7 +112,13 @@ async def peer_run(
     process = PeerProcess(app, env)
     await process.start()
     try:
-        return await load(make_target(process.port), pairs, 1, seconds)
+        assert process.process is not None
+        server = psutil.Process(process.process.pid)
+        before = server.cpu_times()
+        m = await load(make_target(process.port), pairs, 1, seconds)
+        after = server.cpu_times()
+        m.server_cpu_seconds = after.user + after.system - before.user - before.system
+        return m
     finally:
         await process.stop()
 
@@ -129,27 +137,39 @@ PEERS: Final[dict[str, tuple[str, Callable[[int], loadgen.Target]]]] = {
 
 
 async def peers(admin_dsn: str, concurrency: list[int], seconds: float) -> list[dict[str, Any]]:
-    """Parley against python-socketio (AsyncRedisManager) on S1, both fanning out via Redis."""
+    """Parley against python-socketio (AsyncRedisManager) and Django Channels on S1, all fanning
+    out via Redis, with pgbench's insert in the same run: each stack ÷ pgbench is a ratio that
+    one run on one machine can compare with another's."""
     rows = []
     async with redis_server() as redis:
         for clients in concurrency:
             dsn = await fresh_database(admin_dsn, DATABASE)
+            await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
+            tps = (await pgbench(dsn, clients, seconds, hot=False))["tps"]
+            dsn = await fresh_database(admin_dsn, DATABASE)
             pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
             ours = await parley_run(dsn, pairs, 1, seconds, redis_url=redis.url)
             ours_p99 = loadgen.percentile(ours.deliver_seconds, 0.99)
-            row: dict[str, Any] = {"clients": clients, "parley": summary(ours)}
+            row: dict[str, Any] = {
+                "clients": clients,
+                "pgbench_tps": round(tps, 1),
+                "parley": summary(ours),
+                "parley_pgbench_ratio": round(ours.throughput / tps, 3),
+            }
             for name, (app, make_target) in PEERS.items():
                 dsn = await fresh_database(admin_dsn, DATABASE)
                 pairs = await seed(dsn, pairs=clients, conversations=CONVERSATIONS)
                 theirs = await peer_run(app, make_target, dsn, redis.url, pairs, seconds)
                 theirs_p99 = loadgen.percentile(theirs.deliver_seconds, 0.99)
                 row[name] = summary(theirs)
+                row[f"{name}_pgbench_ratio"] = round(theirs.throughput / tps, 3)
                 row[f"{name}_throughput_ratio"] = round(ours.throughput / theirs.throughput, 2)
                 row[f"{name}_p99_ratio"] = round(theirs_p99 / ours_p99, 2)
                 print(
-                    f"peers {clients:>4} clients: parley {ours.throughput:7.0f} msg/s "
-                    f"(deliver p99 {ours_p99 * 1000:.1f} ms), {name} "
-                    f"{theirs.throughput:7.0f} msg/s (p99 {theirs_p99 * 1000:.1f} ms): "
+                    f"peers {clients:>4} clients: pgbench {tps:7.0f} tps; parley "
+                    f"{ours.throughput:7.0f} msg/s (deliver p99 {ours_p99 * 1000:.1f} ms), {name} "
+                    f"{theirs.throughput:7.0f} msg/s (p99 {theirs_p99 * 1000:.1f} ms, "
+                    f"÷ pgbench {row[f'{name}_pgbench_ratio']}): "
                     f"throughput x{row[f'{name}_throughput_ratio']}, "
                     f"p99 x{row[f'{name}_p99_ratio']}",
                     flush=True,

@@ -36,3 +36,35 @@ async def test_a_short_bench_run_measures_parley_and_pgbench(postgres_admin_dsn:
     assert row["pgbench_tps"] > 0
     assert row["idle"]["connections"] == 50  # S4's idle devices all said hello
     assert row["idle"]["storm_seconds"] > 0
+
+
+async def test_each_peer_acks_and_delivers_every_message_it_accepts(
+    postgres_admin_dsn: str, tmp_path: Path
+) -> None:
+    env = os.environ | {
+        "DATABASE_URL": postgres_admin_dsn,
+        "BENCH_DATABASE": f"parley_bench_{secrets.token_hex(4)}",
+        "BENCH_RESULTS": str(tmp_path),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench",
+        "peers",
+        "--concurrency",
+        "2",
+        "--seconds",
+        "1",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, output.decode()
+    [row] = json.loads((tmp_path / "peers.json").read_text())["results"]
+    assert row["pgbench_tps"] > 0
+    for stack in ("parley", "socketio", "channels"):
+        assert row[stack]["acked"] > 0, stack
+        assert row[stack]["delivered"] == row[stack]["acked"], stack
+        assert row[stack]["errors"] == {}, stack
+        assert row[stack]["server_cpu_us_per_message"] > 0, stack

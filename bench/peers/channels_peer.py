@@ -4,6 +4,11 @@ frames as Parley (hello, message.send, ok, message.new) and does the same work f
 insert through asyncpg into the same schema (same triggers), deliver to the recipient's group
 and the sender's other sockets, ack the sender.
 
+Set up as Parley is where the same knob exists: a pool that does not reset a connection it
+gets back (bench/peers/__init__.py), and uvicorn without per-message deflate (bench/pieces.py).
+Channels itself hops to a thread on every message it dispatches (`aclose_old_connections`, for
+Django's ORM, which this peer does not use); no setting turns that off, so it stays.
+
     DATABASE_URL=... REDIS_URL=... PEER_JWT_SECRET=... uvicorn \
         bench.peers.channels_peer:application
 """
@@ -44,6 +49,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from bench.peers import rollback_if_in_transaction  # noqa: E402
+
 INSERT = """
     INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type, content,
                           metadata, client_msg_id)
@@ -61,7 +68,9 @@ _pool: asyncpg.Pool | None = None
 async def pool() -> asyncpg.Pool:
     global _pool
     if _pool is None:
-        _pool = await asyncpg.create_pool(DATABASE_URL, min_size=2, max_size=20)
+        _pool = await asyncpg.create_pool(
+            DATABASE_URL, min_size=2, max_size=20, reset=rollback_if_in_transaction
+        )
     return _pool
 
 

@@ -3,6 +3,10 @@ documentation shows. It does Parley's work for a send: authenticate the socket w
 JWT, insert through asyncpg into the same schema (same triggers), deliver to the recipient's
 room (and the sender's other sockets), ack the sender.
 
+Set up as well as the libraries document, as Parley is: one `emit` to both rooms (one Redis
+PUBLISH, not two in turn), and a pool that does not reset a connection it gets back (see
+bench/peers/__init__.py). uvicorn runs it without per-message deflate (bench/pieces.py).
+
     DATABASE_URL=... REDIS_URL=... PEER_JWT_SECRET=... uvicorn bench.peers.socketio_peer:app
 """
 
@@ -14,6 +18,8 @@ from typing import Any
 import asyncpg
 import jwt
 import socketio
+
+from bench.peers import rollback_if_in_transaction
 
 DATABASE_URL = os.environ["DATABASE_URL"]
 REDIS_URL = os.environ["REDIS_URL"]
@@ -40,7 +46,9 @@ pool: asyncpg.Pool | None = None
 
 async def startup() -> None:
     global pool
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=2, max_size=20)
+    pool = await asyncpg.create_pool(
+        DATABASE_URL, min_size=2, max_size=20, reset=rollback_if_in_transaction
+    )
 
 
 async def shutdown() -> None:
@@ -78,8 +86,8 @@ async def send(sid: str, data: dict[str, Any]) -> dict[str, Any]:
     if row is None:
         return {"error": "not_found"}
     message = dict(row) | {"created_at": row["created_at"].isoformat()}
-    await sio.emit("message.new", message, room=f"user:{row['recipient_id']}")
-    await sio.emit("message.new", message, room=f"user:{user_id}", skip_sid=sid)
+    rooms = [f"user:{row['recipient_id']}", f"user:{user_id}"]
+    await sio.emit("message.new", message, to=rooms, skip_sid=sid)
     return {"message": message}
 
 
