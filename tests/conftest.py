@@ -73,6 +73,7 @@ TABLES = (
     "conversations",
     "products",
     "badges",
+    "notifications",
     "users",
 )
 

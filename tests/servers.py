@@ -40,11 +40,12 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Starlette, **config: object) -> AsyncIterator[RunningServer]:
-    """Run ``app`` under uvicorn on 127.0.0.1 and a free port until the block exits."""
+async def serve(app: Starlette, port: int = 0, **config: object) -> AsyncIterator[RunningServer]:
+    """Run ``app`` under uvicorn on 127.0.0.1 and ``port`` (0: a free one) until the block
+    exits."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_level="warning", **config))  # type: ignore[arg-type]
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -27,7 +29,8 @@ from parley.gateway.wsproto import ParleyWebSocketProtocol
 from parley.store.migrate import migrate
 from parley.store.pool import EmbeddedPostgres, create_pool, ensure_database
 from parley.usecases.chat import Chat
-from parley.web import demo, health, internal, page
+from parley.usecases.notifications import Notifier
+from parley.web import demo, health, internal, page, webhook
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,13 @@ async def resolve_database_url(settings: Settings, stack: contextlib.AsyncExitSt
     admin_dsn = embedded.start()
     stack.callback(embedded.stop)
     return await ensure_database(admin_dsn, "parley")
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it, so it is done with the pool before the pool closes."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -115,6 +125,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 chat.controls.sweep(settings.mute_sweep_seconds), name="mute-sweep"
             )
             stack.callback(sweeper.cancel)
+            deliver = None
+            if settings.webhook_url is not None:
+                client = httpx.AsyncClient(timeout=webhook.ATTEMPT_SECONDS)
+                stack.push_async_callback(client.aclose)
+                deliver = functools.partial(
+                    webhook.post, client, settings.webhook_url, settings.webhook_keys
+                )
+            notifier = Notifier(pool, settings, lambda user: hub.sockets_of(user) > 0, deliver)
+            dispatcher = asyncio.create_task(notifier.run(), name="notifications")
+            stack.push_async_callback(_stop, dispatcher)
             gateway = app.state.gateway = Gateway(settings, chat, hub)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)

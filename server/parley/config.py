@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -64,6 +66,15 @@ class Settings:
     ping_timeout_seconds: float = 20.0
     # How often each process ends the mutes whose time is up (how late a mute may end).
     mute_sweep_seconds: float = 5.0
+    # Offline notifications (docs/notifications.md): the window, the webhook and its retries.
+    notify_delay_seconds: float = 60.0
+    notify_poll_seconds: float = 1.0
+    notify_lease_seconds: float = 30.0
+    notify_retention_seconds: float = 7 * 24 * 3600.0
+    webhook_url: str | None = None
+    webhook_keys: tuple[bytes, ...] = ()
+    webhook_max_attempts: int = 8
+    webhook_retry_seconds: float = 5.0
     # Demo mode: a seeded marketplace and /demo/token, which hands a token to anyone who asks.
     demo: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -126,7 +137,74 @@ class Settings:
             ),
             demo=read.flag("PARLEY_DEMO"),
             limits=read.limits(limits),
+            **_notification_settings(read, env, default),
         )
+
+
+# A lease must outlast one webhook attempt (10 s, parley/webhook.py) and its bookkeeping.
+MIN_NOTIFY_LEASE_SECONDS = 11.0
+
+
+def _notification_settings(
+    read: _Reader, env: Mapping[str, str], default: Settings
+) -> dict[str, Any]:
+    url = env.get("PARLEY_WEBHOOK_URL") or None
+    keys = parse_webhook_secrets(env.get("PARLEY_WEBHOOK_SECRET", ""))
+    if url is not None:
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"PARLEY_WEBHOOK_URL must be an http(s) URL, got {url[:60]!r}")
+        if not keys:
+            raise ConfigError("PARLEY_WEBHOOK_URL is set: PARLEY_WEBHOOK_SECRET must be too")
+    lease = read.number("PARLEY_NOTIFY_LEASE_SECONDS", default.notify_lease_seconds)
+    if lease < MIN_NOTIFY_LEASE_SECONDS:
+        raise ConfigError(
+            f"PARLEY_NOTIFY_LEASE_SECONDS must be at least {MIN_NOTIFY_LEASE_SECONDS:g} (one "
+            f"webhook attempt and its bookkeeping), got {lease:g}"
+        )
+    return {
+        "notify_delay_seconds": read.number(
+            "PARLEY_NOTIFY_DELAY_SECONDS", default.notify_delay_seconds
+        ),
+        "notify_poll_seconds": read.number(
+            "PARLEY_NOTIFY_POLL_SECONDS", default.notify_poll_seconds
+        ),
+        "notify_lease_seconds": lease,
+        "notify_retention_seconds": read.number(
+            "PARLEY_NOTIFY_RETENTION_SECONDS", default.notify_retention_seconds
+        ),
+        "webhook_url": url,
+        "webhook_keys": keys,
+        "webhook_max_attempts": max(
+            1, read.integer("PARLEY_WEBHOOK_MAX_ATTEMPTS", default.webhook_max_attempts)
+        ),
+        "webhook_retry_seconds": read.number(
+            "PARLEY_WEBHOOK_RETRY_SECONDS", default.webhook_retry_seconds
+        ),
+    }
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
+    """The keys of PARLEY_WEBHOOK_SECRET's space-separated `whsec_<base64>` secrets (several
+    while one is rotated: Parley signs with each). Raises ConfigError for any other form."""
+    keys = []
+    for secret in raw.split():
+        if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+            raise ConfigError(
+                f"PARLEY_WEBHOOK_SECRET: each secret must start with {WEBHOOK_SECRET_PREFIX!r}"
+            )
+        try:
+            key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+        except binascii.Error:
+            raise ConfigError(
+                f"PARLEY_WEBHOOK_SECRET: {secret[:10]}... is not base64 after whsec_"
+            ) from None
+        if len(key) < 16:
+            raise ConfigError("PARLEY_WEBHOOK_SECRET: a key must be at least 16 bytes")
+        keys.append(key)
+    return tuple(keys)
 
 
 JWT_ALGORITHMS = ("HS256", "RS256", "ES256")

@@ -92,6 +92,13 @@ class NotReserved(ParleyError):
     code = "not_reserved"
 
 
+class NotRetryable(ParleyError):
+    """Only a failed notification is sent again: a pending one is still being tried, and a
+    delivered or skipped one is finished (internal API, 409)."""
+
+    code = "not_failed"
+
+
 class ProductUnavailable(ParleyError):
     """The product is sold or deleted, so no new conversation can start about it; or it is
     not for sale any more (reserved, sold or deleted), so no offer can be made or answered."""

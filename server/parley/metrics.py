@@ -54,6 +54,24 @@ BROKER_RECONNECTS: Final = Counter(
 SLOW_CONSUMERS: Final = Counter(
     "parley_slow_consumers_closed", "Sockets closed because the client stopped reading (4420)"
 )
+NOTIFICATIONS: Final = Counter(
+    "parley_notifications",
+    "Notifications finished, by status (delivered, skipped, failed) and skip reason",
+    ["status", "reason"],
+)
+NOTIFICATIONS_PENDING: Final = Gauge(
+    "parley_notifications_pending",
+    "Notifications not yet delivered, skipped or failed (the outbox's backlog)",
+    multiprocess_mode="max",
+)
+WEBHOOK_ATTEMPTS: Final = Counter(
+    "parley_webhook_attempts", "Webhook attempts, by result (delivered, failed)", ["result"]
+)
+WEBHOOK_SECONDS: Final = Histogram(
+    "parley_webhook_attempt_seconds",
+    "One webhook attempt, from connecting to the reply read (at most 10 s)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 DB_POOL: Final = Gauge(
     "parley_db_pool_connections",
     "Postgres pool connections, by state",

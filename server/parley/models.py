@@ -153,6 +153,27 @@ class Report(msgspec.Struct, frozen=True):
     resolved_at: datetime | None
 
 
+NotificationStatus = Literal["pending", "delivered", "skipped", "failed"]
+
+
+class Notification(msgspec.Struct, frozen=True):
+    """An offline notification of the outbox (sql/011), as the internal API shows it: its
+    window, its delivery, and the exact body every attempt sends (null until built)."""
+
+    id: int
+    user_id: int
+    status: NotificationStatus
+    messages: int
+    created_at: datetime
+    built_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    skip_reason: str | None
+    finished_at: datetime | None
+    body: str | None
+
+
 class MessageVersion(msgspec.Struct, frozen=True):
     """A message as it was before an edit or unsend."""
 

@@ -11,6 +11,8 @@ import msgspec
 
 from parley.config import Limits
 from parley.models import (
+    Notification,
+    NotificationStatus,
     Product,
     ProductStatus,
     Report,
@@ -104,6 +106,22 @@ class ReportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     status: ReportStatus = "open"
     after: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] = 0  # the last report id seen
     limit: PageLimit = 50
+
+
+class NotificationQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    status: NotificationStatus | None = None
+    user_id: Id | None = None
+    after: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] = 0  # the last notification id seen
+    limit: PageLimit = 50
+
+
+class NotificationList(msgspec.Struct, frozen=True):
+    notifications: list[Notification]
+    next_after: int | None  # pass as ``after`` for the next page; null on the last
+
+
+class NotificationAnswer(msgspec.Struct, frozen=True):
+    notification: Notification
 
 
 class ResolveBody(msgspec.Struct, frozen=True):

@@ -20,14 +20,19 @@ from parley.errors import (
     InvalidMessage,
     NotFound,
     NotReserved,
+    NotRetryable,
     ParleyError,
     ProductUnavailable,
     Unavailable,
 )
 from parley.models import SentMessage
+from parley.store import notifications
 from parley.usecases.chat import Chat
 from parley.validation import MAX_JSON_DEPTH, id_from_text, nests_deeper_than
 from parley.web.bodies import (
+    NotificationAnswer,
+    NotificationList,
+    NotificationQuery,
     ProductAnswer,
     ProductBody,
     ProductView,
@@ -49,6 +54,7 @@ _STATUS_BY_ERROR: dict[type[ParleyError], int] = {
     ClientMsgIdConflict: 409,
     ProductUnavailable: 409,
     NotReserved: 409,
+    NotRetryable: 409,
     InvalidArgument: 400,
     InvalidMessage: 400,
     Unavailable: 503,
@@ -159,6 +165,20 @@ async def resolve_report(request: Request, report_id: int, body: ResolveBody) ->
     return json_response(ReportAnswer(await chat.moderation.resolve(report_id, body.resolution)))
 
 
+async def get_notifications(request: Request, _: None, query: NotificationQuery) -> Response:
+    pool = request.app.state.services.pool
+    page = await notifications.list_notifications(
+        pool, query.status, query.user_id, query.after, query.limit
+    )
+    last = page[-1].id if len(page) == query.limit else None
+    return json_response(NotificationList(page, last))
+
+
+async def retry_notification(request: Request, notification_id: int, _: None) -> Response:
+    pool = request.app.state.services.pool
+    return json_response(NotificationAnswer(await notifications.retry(pool, notification_id)))
+
+
 OPERATIONS: Final[list[Operation]] = [
     Operation(
         "PUT",
@@ -228,6 +248,31 @@ OPERATIONS: Final[list[Operation]] = [
         {200: ("the report, resolved", ReportAnswer)},
         resolve_report,
         "resolveReport",
+    ),
+    Operation(
+        "GET",
+        "/internal/notifications",
+        "Offline notifications, oldest first: pending, delivered, skipped (with the reason) or"
+        " failed (with the attempts and the last error)",
+        None,
+        {200: ("a page of notifications; next_after for the next one", NotificationList)},
+        get_notifications,
+        "listNotifications",
+        query=NotificationQuery,
+        links={"RetryNotification": ("retryNotification", "$response.body#/notifications/0/id")},
+    ),
+    Operation(
+        "POST",
+        "/internal/notifications/{id}/retry",
+        "Send a failed notification again: a fresh round of attempts, the same webhook-id",
+        None,
+        {
+            200: ("the notification, pending again", NotificationAnswer),
+            404: ("no such notification (`not_found`)", None),
+            409: ("the notification has not failed (`not_failed`)", None),
+        },
+        retry_notification,
+        "retryNotification",
     ),
 ]
 _DOCUMENT: Final = dumps(OPERATIONS).encode()
