@@ -9,19 +9,23 @@
 -- A row's life: pending (window open: built_at NULL) -> pending (built, being delivered) ->
 -- delivered | skipped | failed. `retry` puts a failed row back to pending, built.
 --
--- Lock order (extends 004's): a message statement takes conversation rows, then badge rows,
--- then the notification rows of its recipients, in user-id order. The dispatcher locks one
--- notification row and reads everything else without locks, so it never waits in a cycle.
+-- A sender never writes an open window: the insert that opens one is `DO NOTHING` when it is
+-- already open (an index probe, no row written or locked). What keeps a message from joining
+-- a window unseen is the recipient's badge row, which every such statement already holds
+-- (004's trigger updates it) until it commits. A dispatcher closing a window first takes that
+-- row FOR SHARE: it waits for the senders in flight, and sees their messages; a sender that
+-- comes later waits for the close, finds the window gone, and opens the next one.
+--
+-- Lock order (extends 004's): badge rows, then notification rows, in both the senders and the
+-- dispatcher, so they never wait in a cycle.
 
 CREATE TABLE notifications (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id          bigint NOT NULL REFERENCES users (id),
     status           text NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'delivered', 'skipped', 'failed')),
-    -- The window: when it opened, the messages and conversations that joined it.
+    -- The window opened with the first message that raised the recipient's unread count.
     created_at       timestamptz NOT NULL DEFAULT now(),
-    messages         integer NOT NULL DEFAULT 0,
-    conversation_ids bigint[] NOT NULL DEFAULT '{}',
     -- When the window closed: the body (exact bytes, signed anew for each attempt).
     built_at         timestamptz,
     body             text,
@@ -50,8 +54,7 @@ CREATE INDEX notifications_by_status ON notifications (status, id);
 CREATE INDEX notifications_by_user ON notifications (user_id, id);
 CREATE INDEX notifications_finished ON notifications (finished_at) WHERE finished_at IS NOT NULL;
 
--- 004's badge trigger, plus the window: once per statement, after the badge rows. A batch
--- of sends is one statement, so a recipient's window row is written once per batch.
+-- 004's badge trigger, plus the window: once per statement, after the badge rows.
 CREATE OR REPLACE FUNCTION messages_badge_inserts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -73,22 +76,12 @@ BEGIN
              WHERE recipient_id IS NOT NULL AND NOT is_read
              GROUP BY recipient_id) d
      WHERE b.user_id = d.recipient_id;
-    -- DO UPDATE, not DO NOTHING: it locks the open window until this transaction ends, so a
-    -- dispatcher closing the window either waits for these messages (and sees them), or
-    -- closes it first, and then this statement opens a new window.
-    INSERT INTO notifications AS n (user_id, messages, conversation_ids)
-    SELECT recipient_id, count(*), array_agg(DISTINCT conversation_id)
-      FROM inserted
+    -- Open each recipient's window unless one is open (see the top of this file).
+    INSERT INTO notifications (user_id)
+    SELECT DISTINCT recipient_id FROM inserted
      WHERE recipient_id IS NOT NULL AND NOT is_read
-     GROUP BY recipient_id
      ORDER BY recipient_id
-        ON CONFLICT (user_id) WHERE status = 'pending' AND built_at IS NULL
-        DO UPDATE SET
-           messages = n.messages + EXCLUDED.messages,
-           conversation_ids = CASE
-               WHEN EXCLUDED.conversation_ids <@ n.conversation_ids THEN n.conversation_ids
-               ELSE ARRAY(SELECT DISTINCT unnest(n.conversation_ids || EXCLUDED.conversation_ids))
-           END;
+        ON CONFLICT (user_id) WHERE status = 'pending' AND built_at IS NULL DO NOTHING;
     RETURN NULL;
 END;
 $$;

@@ -99,7 +99,7 @@ async def test_an_offline_recipient_gets_one_notification_for_three_messages(
         last = await world.send(conversation.id, world.john, text)
     [delivery] = await notifying.receiver.until_delivered(1)
     [row] = await until_finished(world.pool, world.mary.id)
-    assert (row["status"], row["messages"], row["attempts"]) == ("delivered", 3, 1)
+    assert (row["status"], row["attempts"]) == ("delivered", 1)
     assert delivery.webhook_id == webhook_id(row["id"])
     assert delivery.payload["type"] == "notification.unread"
     data = delivery.payload["data"]
@@ -157,7 +157,7 @@ async def test_a_blocked_senders_messages_are_never_notified(
         )
         assert refused["code"] == "blocked"
     [row] = await until_finished(world.pool, world.mary.id)
-    assert (row["status"], row["skip_reason"], row["messages"]) == ("skipped", "silenced", 1)
+    assert (row["status"], row["skip_reason"]) == ("skipped", "silenced")
     assert notifying.receiver.attempts == []
 
 

@@ -163,7 +163,6 @@ class Notification(msgspec.Struct, frozen=True):
     id: int
     user_id: int
     status: NotificationStatus
-    messages: int
     created_at: datetime
     built_at: datetime | None
     attempts: int

@@ -58,14 +58,19 @@ async def claim_due(
     return [Claim(**row) for row in rows]
 
 
+# The recipient's badge row, FOR SHARE: every statement that raises their unread count holds
+# it until it commits, so this waits for the senders in flight (sql/011's rule).
+_WAIT_FOR_SENDERS: Final = "SELECT 1 FROM badges WHERE user_id = $1 FOR SHARE"
+
 _LOCK_OPEN_WINDOW: Final = """
-    SELECT conversation_ids FROM notifications
+    SELECT 1 FROM notifications
      WHERE id = $1 AND lease_token = $2 AND built_at IS NULL
        FOR UPDATE
 """
 
-# The window's conversations as the recipient ($1) sees them now, newest first: the other
-# side's name, the product, the recipient's own count, and whether the recipient silenced it.
+# The conversations where the recipient ($1) has unread messages (messages_recipient_unread),
+# as they see them now, newest first: the other side's name, the product, the recipient's own
+# count, and whether the recipient silenced it.
 _WINDOW_CONVERSATIONS: Final = f"""
     SELECT c.id AS conversation_id, {own_unread("$1")} AS unread_count,
            CASE WHEN c.buyer_id = $1 THEN c.blocked_by_buyer OR c.buyer_muted_until IS NOT NULL
@@ -78,7 +83,9 @@ _WINDOW_CONVERSATIONS: Final = f"""
       JOIN products p ON p.id = c.product_id
       JOIN users u ON u.id = {peer("$1")}
       LEFT JOIN messages m ON m.conversation_id = c.id AND m.seq = c.last_seq
-     WHERE c.id = ANY($2::bigint[]) AND $1 IN (c.buyer_id, c.seller_id)
+     WHERE c.id IN (SELECT DISTINCT conversation_id FROM messages
+                     WHERE recipient_id = $1 AND NOT is_read)
+       AND $1 IN (c.buyer_id, c.seller_id)
      ORDER BY c.last_message_at DESC, c.id DESC
 """
 
@@ -111,14 +118,14 @@ async def close_window(
     """Close ``claim``'s window: under the row's lock, read the recipient's state; store the
     body ``build(window)`` returns, or mark the row skipped. None: the lease is lost.
 
-    The row lock orders this against the message statements that join the window (their
-    upsert locks the same row), so every message that joined it is seen here.
+    The recipient's badge row, taken first, orders this against the statements that raise
+    their unread count (sql/011), so every message that found this window open is seen here.
     """
     async with connection(db) as conn, conn.transaction():
-        conversation_ids = await conn.fetchval(_LOCK_OPEN_WINDOW, claim.id, claim.lease_token)
-        if conversation_ids is None:
+        await conn.execute(_WAIT_FOR_SENDERS, claim.user_id)
+        if await conn.fetchval(_LOCK_OPEN_WINDOW, claim.id, claim.lease_token) is None:
             return None
-        rows = await conn.fetch(_WINDOW_CONVERSATIONS, claim.user_id, conversation_ids)
+        rows = await conn.fetch(_WINDOW_CONVERSATIONS, claim.user_id)
         badge = await conn.fetchrow(BADGE_OF, claim.user_id)
         assert badge is not None  # BADGE_OF always answers one row
         unread = [row for row in rows if row["unread_count"] > 0]
@@ -181,7 +188,7 @@ async def attempt_failed(
 
 
 _COLUMNS: Final = (
-    "id, user_id, status, messages, created_at, built_at, attempts, next_attempt_at,"
+    "id, user_id, status, created_at, built_at, attempts, next_attempt_at,"
     " last_error, skip_reason, finished_at, body"
 )
 
