@@ -29,7 +29,7 @@ from typing import Any, Final
 import psutil
 import uvloop
 
-from bench import compare, gateways, loadgen, sdk
+from bench import compare, gateways, loadgen, notifications, sdk
 from bench.pieces import (
     BENCH_SECRET,
     CONVERSATIONS,
@@ -543,6 +543,8 @@ async def main(args: argparse.Namespace) -> int:
                 result = await peers(admin_dsn, concurrency, args.seconds)
             elif scenario == "gateways":
                 result = await gateways.gateways(admin_dsn, concurrency, args.seconds)
+            elif scenario == "notifications":
+                result = await notifications.notifications(admin_dsn, args.messages)
             elif scenario == "sdk":
                 result = await sdk_receive(admin_dsn, args.messages, args.rounds or 5)
             else:
@@ -575,6 +577,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
             "charts",
             "compare",
             "gateways",
+            "notifications",
         ],
     )
     parser.add_argument("revisions", nargs="*", help="compare: REV_A REV_B (any git revision)")
@@ -585,7 +588,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=10_000, help="S4's idle sockets")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
-    parser.add_argument("--messages", type=int, default=2_000, help="sdk: messages per burst")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=2_000,
+        help="sdk: messages per burst; notifications: how many",
+    )
     parser.add_argument(
         "--rounds", type=int, help="sdk: bursts per receiver (5); compare: A/B rounds (2)"
     )

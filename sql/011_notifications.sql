@@ -1,60 +1,61 @@
 -- Offline notifications: a transactional outbox.
 --
--- The statement that raises a recipient's unread count also opens (or joins) that recipient's
--- notification window, in the same transaction: a refused message schedules nothing, and a
--- crash after the commit loses nothing. Every process's dispatcher (usecases/notifications.py)
--- claims due rows with FOR UPDATE SKIP LOCKED under a lease, builds the notification from the
--- recipient's state at that moment, and delivers it as a signed webhook.
+-- The window: the statement that raises a recipient's unread count already updates their
+-- badge row (004's trigger), and now also sets `badges.unread_since` when it is NULL. That
+-- opens the recipient's window in the message's own transaction, at no extra statement: a
+-- refused message opens nothing, and a crash after the commit loses nothing.
 --
--- A row's life: pending (window open: built_at NULL) -> pending (built, being delivered) ->
--- delivered | skipped | failed. `retry` puts a failed row back to pending, built.
+-- The close: every process's dispatcher (usecases/notifications.py) takes a badge row whose
+-- window is due FOR UPDATE SKIP LOCKED, reads the recipient's state, writes one row here
+-- (pending with its body, or skipped with the reason) and sets `unread_since` back to NULL,
+-- in one transaction. Senders hold the same badge row until they commit, so a message is
+-- either seen by the close (the close waited for it, or skipped the row and comes back) or
+-- comes after it and opens the next window. No message is left outside every window.
 --
--- A sender never writes an open window: the insert that opens one is `DO NOTHING` when it is
--- already open (an index probe, no row written or locked). What keeps a message from joining
--- a window unseen is the recipient's badge row, which every such statement already holds
--- (004's trigger updates it) until it commits. A dispatcher closing a window first takes that
--- row FOR SHARE: it waits for the senders in flight, and sees their messages; a sender that
--- comes later waits for the close, finds the window gone, and opens the next one.
+-- Delivery: pending rows are claimed under a lease (lease_until, and a lease_token that every
+-- later write names), retried at next_attempt_at, and end delivered or failed.
 --
--- Lock order (extends 004's): badge rows, then notification rows, in both the senders and the
--- dispatcher, so they never wait in a cycle.
+-- Lock order (extends 004's): badge rows, then notification rows.
+
+ALTER TABLE badges ADD COLUMN unread_since timestamptz;
+
+-- The open windows, oldest first, for the dispatchers. A window's later messages leave the
+-- column as it is, so their badge updates stay HOT.
+CREATE INDEX badges_open_windows ON badges (unread_since) WHERE unread_since IS NOT NULL;
 
 CREATE TABLE notifications (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id          bigint NOT NULL REFERENCES users (id),
-    status           text NOT NULL DEFAULT 'pending'
+    status           text NOT NULL
                      CHECK (status IN ('pending', 'delivered', 'skipped', 'failed')),
-    -- The window opened with the first message that raised the recipient's unread count.
+    -- The window: opened by the recipient's first unread message, closed when this row was
+    -- written. body is the exact bytes every attempt sends (signed anew each time).
+    window_opened_at timestamptz NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    -- When the window closed: the body (exact bytes, signed anew for each attempt).
-    built_at         timestamptz,
     body             text,
-    -- Delivery: the next attempt is due at next_attempt_at (NULL: when the window closes,
-    -- created_at + PARLEY_NOTIFY_DELAY_SECONDS); a claim holds the row until lease_until.
+    skip_reason      text,
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz,
     lease_until      timestamptz,
     lease_token      uuid,
     last_error       text,
-    skip_reason      text,
     finished_at      timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT notifications_built_has_body CHECK ((built_at IS NULL) = (body IS NULL)),
     CONSTRAINT notifications_skipped_has_reason
-        CHECK ((status = 'skipped') = (skip_reason IS NOT NULL))
+        CHECK ((status = 'skipped') = (skip_reason IS NOT NULL)),
+    CONSTRAINT notifications_sent_has_body CHECK (status = 'skipped' OR body IS NOT NULL),
+    CONSTRAINT notifications_finished_has_time
+        CHECK ((status = 'pending') = (finished_at IS NULL))
 );
 
--- At most one open window per recipient: later messages join it.
-CREATE UNIQUE INDEX notifications_open_window ON notifications (user_id)
-    WHERE status = 'pending' AND built_at IS NULL;
--- What the dispatchers look through: the pending rows only, oldest window first.
-CREATE INDEX notifications_pending ON notifications (created_at, id) WHERE status = 'pending';
+-- What the dispatchers look through for attempts: the pending rows only.
+CREATE INDEX notifications_due ON notifications (next_attempt_at, id) WHERE status = 'pending';
 -- The internal API's listing, per status and per user, and the purge of old finished rows.
 CREATE INDEX notifications_by_status ON notifications (status, id);
 CREATE INDEX notifications_by_user ON notifications (user_id, id);
 CREATE INDEX notifications_finished ON notifications (finished_at) WHERE finished_at IS NOT NULL;
 
--- 004's badge trigger, plus the window: once per statement, after the badge rows.
+-- 004's badge trigger, plus the window: the same UPDATE opens it.
 CREATE OR REPLACE FUNCTION messages_badge_inserts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -71,17 +72,12 @@ BEGIN
           ORDER BY user_id FOR UPDATE;
     END IF;
     UPDATE badges b
-       SET total = b.total + d.n, version = b.version + 1
+       SET total = b.total + d.n, version = b.version + 1,
+           unread_since = coalesce(b.unread_since, now())
       FROM (SELECT recipient_id, count(*) AS n FROM inserted
              WHERE recipient_id IS NOT NULL AND NOT is_read
              GROUP BY recipient_id) d
      WHERE b.user_id = d.recipient_id;
-    -- Open each recipient's window unless one is open (see the top of this file).
-    INSERT INTO notifications (user_id)
-    SELECT DISTINCT recipient_id FROM inserted
-     WHERE recipient_id IS NOT NULL AND NOT is_read
-     ORDER BY recipient_id
-        ON CONFLICT (user_id) WHERE status = 'pending' AND built_at IS NULL DO NOTHING;
     RETURN NULL;
 END;
 $$;

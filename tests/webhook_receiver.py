@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class Delivery:
     timestamp: int
     payload: dict[str, Any]
     answered: int
+    arrived_at: float  # time.monotonic()
 
 
 @dataclass
@@ -59,7 +61,11 @@ class Receiver:
             return Response(status_code=400)
         status = self.script.pop(0) if self.script else 200
         delivery = Delivery(
-            headers["webhook-id"], int(headers["webhook-timestamp"]), payloads[0], status
+            headers["webhook-id"],
+            int(headers["webhook-timestamp"]),
+            payloads[0],
+            status,
+            time.monotonic(),
         )
         async with self._arrived:
             self.attempts.append(delivery)

@@ -158,13 +158,13 @@ NotificationStatus = Literal["pending", "delivered", "skipped", "failed"]
 
 class Notification(msgspec.Struct, frozen=True):
     """An offline notification of the outbox (sql/011), as the internal API shows it: its
-    window, its delivery, and the exact body every attempt sends (null until built)."""
+    window, its delivery, and the exact body every attempt sends (null when skipped)."""
 
     id: int
     user_id: int
     status: NotificationStatus
-    created_at: datetime
-    built_at: datetime | None
+    window_opened_at: datetime
+    created_at: datetime  # when the window closed
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None

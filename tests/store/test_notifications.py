@@ -1,5 +1,5 @@
-"""The notification outbox's rules in SQL (sql/011): one open window per recipient, opened in
-the message's own transaction, and a window that closes sees every message that joined it."""
+"""The notification outbox's rules in SQL (sql/011): a recipient's window opens in the
+message's own transaction, and no message is left outside every window."""
 
 from __future__ import annotations
 
@@ -20,8 +20,18 @@ async def test_messages_to_an_offline_recipient_share_one_window(world: World) -
     conversation = await world.open()
     for _ in range(3):
         await world.send(conversation.id, world.john)
-    rows = await world.pool.fetch("SELECT user_id, status, built_at FROM notifications")
-    assert [tuple(row) for row in rows] == [(world.mary.id, "pending", None)]
+    windows = await world.pool.fetch(
+        "SELECT user_id FROM badges WHERE unread_since IS NOT NULL ORDER BY user_id"
+    )
+    assert [row["user_id"] for row in windows] == [world.mary.id]
+    first = await world.pool.fetchval(
+        "SELECT min(created_at) FROM messages WHERE recipient_id = $1", world.mary.id
+    )
+    opened = await world.pool.fetchval(
+        "SELECT unread_since FROM badges WHERE user_id = $1", world.mary.id
+    )
+    assert opened == first  # the window opened with the first message, and stayed
+    assert await world.pool.fetchval("SELECT count(*) FROM notifications") == 0
 
 
 async def test_a_refused_message_schedules_nothing(world: World) -> None:
@@ -29,7 +39,9 @@ async def test_a_refused_message_schedules_nothing(world: World) -> None:
     await store.block(world.pool, world.mary.id, world.john.id)
     with pytest.raises(Blocked):
         await world.send(conversation.id, world.john)
-    assert await world.pool.fetchval("SELECT count(*) FROM notifications") == 0
+    assert (
+        await world.pool.fetchval("SELECT count(*) FROM badges WHERE unread_since IS NOT NULL") == 0
+    )
 
 
 async def test_no_message_is_left_outside_every_window(world: World) -> None:
@@ -50,16 +62,14 @@ async def test_no_message_is_left_outside_every_window(world: World) -> None:
                     content="race",
                 )
 
+    def build(window: Window) -> str:
+        [row] = window.conversations
+        closed.append(row["unread_count"])
+        return "{}"
+
     async def close_due() -> None:
-        for claim in await notifications.claim_due(world.pool, 0, 30, 1):
-
-            def build(window: Window) -> str:
-                [row] = window.conversations
-                closed.append(row["unread_count"])
-                return "{}"
-
-            await notifications.close_window(world.pool, claim, build)
-            await notifications.delivered(world.pool, claim)
+        while await notifications.close_next_window(world.pool, 0, 30, lambda _: None, build):
+            pass
 
     async def keep_closing(senders: asyncio.Future[Any]) -> None:
         while not senders.done():
@@ -73,7 +83,7 @@ async def test_no_message_is_left_outside_every_window(world: World) -> None:
         sent += 12
         await close_due()  # the window the last messages opened, if they opened one
         open_windows = await world.pool.fetchval(
-            "SELECT count(*) FROM notifications WHERE status = 'pending'"
+            "SELECT count(*) FROM badges WHERE unread_since IS NOT NULL"
         )
         assert (open_windows, closed[-1]) == (0, sent)
     assert len(closed) > 15  # windows closed while messages arrived: the race was run
@@ -82,10 +92,12 @@ async def test_no_message_is_left_outside_every_window(world: World) -> None:
 async def test_a_lost_lease_changes_nothing(world: World, pool: asyncpg.Pool) -> None:
     conversation = await world.open()
     await world.send(conversation.id, world.john)
-    [first] = await notifications.claim_due(pool, 0, 0, 10)  # a lease that is over at once
-    [second] = await notifications.claim_due(pool, 0, 30, 10)
-    assert (first.id, first.lease_token) != (second.id, second.lease_token)
-    assert not await notifications.delivered(pool, first)
-    assert await notifications.close_window(pool, first, lambda window: "{}") is None
-    assert await notifications.delivered(pool, second)
+    closed = await notifications.close_next_window(pool, 0, 0, lambda _: None, lambda _: "{}")
+    assert closed is not None
+    assert closed.claim is not None  # held for no time at all
+    [taken_over] = await notifications.claim_due(pool, 30, 10)
+    assert taken_over.id == closed.notification_id
+    assert taken_over.lease_token != closed.claim.lease_token
+    assert not await notifications.delivered(pool, closed.claim)
+    assert await notifications.delivered(pool, taken_over)
     assert await pool.fetchval("SELECT status FROM notifications") == "delivered"

@@ -1,8 +1,9 @@
-"""The notification outbox (sql/011_notifications.sql): claiming due rows under a lease,
-closing a window from the recipient's state, recording attempts, and the internal API's reads.
+"""The notification outbox (sql/011_notifications.sql): closing due windows from the
+recipient's state, claiming pending rows under a lease, recording attempts, and the internal
+API's reads.
 
-Every write after the claim names the claim's lease token, so a process whose lease ran out
-(it stalled, or was killed and is back) can no longer change a row another process took over.
+Every write after a claim names the claim's lease token, so a process whose lease ran out (it
+stalled, or was killed and is back) can no longer change a row another process took over.
 """
 
 from __future__ import annotations
@@ -25,53 +26,47 @@ CONVERSATIONS_SHOWN: Final = 20
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A due notification this process holds until its lease ends."""
+    """A pending notification this process holds until its lease ends."""
 
     id: int
     user_id: int
     lease_token: UUID
     attempts: int
-    body: str | None  # None: the window is still open, the body is to be built
+    body: str
 
 
-_CLAIM: Final = """
-    UPDATE notifications n
-       SET lease_until = now() + make_interval(secs => $2),
-           lease_token = gen_random_uuid(), updated_at = now()
-      FROM (SELECT id FROM notifications
-             WHERE status = 'pending'
-               AND coalesce(next_attempt_at, created_at + make_interval(secs => $1)) <= now()
-               AND (lease_until IS NULL OR lease_until < now())
-             ORDER BY created_at, id
-             LIMIT $3
-               FOR UPDATE SKIP LOCKED) due
-     WHERE n.id = due.id
-    RETURNING n.id, n.user_id, n.lease_token, n.attempts, n.body
-"""
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a closing window found: the conversations to name, or why there are none."""
+
+    user_id: int
+    unread_total: int
+    version: int
+    conversations: list[dict[str, Any]]
 
 
-async def claim_due(
-    db: Database, delay_seconds: float, lease_seconds: float, limit: int
-) -> list[Claim]:
-    """Take up to ``limit`` due rows that no live lease holds, oldest window first."""
-    rows = await db.fetch(_CLAIM, delay_seconds, lease_seconds, limit)
-    return [Claim(**row) for row in rows]
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A window closed: the row written, and the claim to deliver it (None when skipped)."""
+
+    notification_id: int
+    skip_reason: str | None
+    claim: Claim | None
 
 
-# The recipient's badge row, FOR SHARE: every statement that raises their unread count holds
-# it until it commits, so this waits for the senders in flight (sql/011's rule).
-_WAIT_FOR_SENDERS: Final = "SELECT 1 FROM badges WHERE user_id = $1 FOR SHARE"
-
-_LOCK_OPEN_WINDOW: Final = """
-    SELECT 1 FROM notifications
-     WHERE id = $1 AND lease_token = $2 AND built_at IS NULL
-       FOR UPDATE
+# The recipient whose window has been open longest, past the delay, that no other close holds.
+_NEXT_DUE_WINDOW: Final = """
+    SELECT user_id, unread_since FROM badges
+     WHERE unread_since <= now() - make_interval(secs => $1)
+     ORDER BY unread_since
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED
 """
 
 # The conversations where the recipient ($1) has unread messages (messages_recipient_unread),
 # as they see them now, newest first: the other side's name, the product, the recipient's own
 # count, and whether the recipient silenced it.
-_WINDOW_CONVERSATIONS: Final = f"""
+_UNREAD_CONVERSATIONS: Final = f"""
     SELECT c.id AS conversation_id, {own_unread("$1")} AS unread_count,
            CASE WHEN c.buyer_id = $1 THEN c.blocked_by_buyer OR c.buyer_muted_until IS NOT NULL
                 ELSE c.blocked_by_seller OR c.seller_muted_until IS NOT NULL END AS silenced,
@@ -89,65 +84,82 @@ _WINDOW_CONVERSATIONS: Final = f"""
      ORDER BY c.last_message_at DESC, c.id DESC
 """
 
-_BUILT: Final = """
-    UPDATE notifications SET built_at = now(), body = $3, updated_at = now()
-     WHERE id = $1 AND lease_token = $2
+_WRITE_CLOSED: Final = """
+    INSERT INTO notifications (user_id, status, window_opened_at, body, skip_reason,
+                               next_attempt_at, lease_until, lease_token, finished_at)
+    SELECT $1, CASE WHEN $4::text IS NULL THEN 'pending' ELSE 'skipped' END, $2, $3, $4,
+           CASE WHEN $4::text IS NULL THEN now() END,
+           CASE WHEN $4::text IS NULL THEN now() + make_interval(secs => $5) END,
+           CASE WHEN $4::text IS NULL THEN gen_random_uuid() END,
+           CASE WHEN $4::text IS NOT NULL THEN now() END
+    RETURNING id, lease_token
 """
 
-_SKIPPED: Final = """
-    UPDATE notifications
-       SET status = 'skipped', skip_reason = $3, lease_until = NULL, finished_at = now(),
-           updated_at = now()
-     WHERE id = $1 AND lease_token = $2 AND status = 'pending'
-"""
+_END_WINDOW: Final = "UPDATE badges SET unread_since = NULL WHERE user_id = $1"
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What a closing window found: the conversations to name, or why there are none."""
-
-    unread_total: int
-    version: int
-    conversations: list[dict[str, Any]]
-    skip_reason: str | None
-
-
-async def close_window(
-    db: Database, claim: Claim, build: Callable[[Window], str]
-) -> tuple[Window, str | None] | None:
-    """Close ``claim``'s window: under the row's lock, read the recipient's state; store the
-    body ``build(window)`` returns, or mark the row skipped. None: the lease is lost.
-
-    The recipient's badge row, taken first, orders this against the statements that raise
-    their unread count (sql/011), so every message that found this window open is seen here.
-    """
+async def close_next_window(
+    db: Database,
+    delay_seconds: float,
+    lease_seconds: float,
+    skip_before_reading: Callable[[int], str | None],
+    build: Callable[[Window], str],
+) -> Closed | None:
+    """Close the longest-open due window, if any, in one transaction: skipped for the reason
+    ``skip_before_reading(user_id)`` gives, or, from the recipient's state, skipped as
+    `read` (nothing unread) or `silenced` (what is unread is muted or blocked by them), or
+    pending with the body ``build`` makes, held by this process for ``lease_seconds``."""
     async with connection(db) as conn, conn.transaction():
-        await conn.execute(_WAIT_FOR_SENDERS, claim.user_id)
-        if await conn.fetchval(_LOCK_OPEN_WINDOW, claim.id, claim.lease_token) is None:
+        due = await conn.fetchrow(_NEXT_DUE_WINDOW, delay_seconds)
+        if due is None:
             return None
-        rows = await conn.fetch(_WINDOW_CONVERSATIONS, claim.user_id)
-        badge = await conn.fetchrow(BADGE_OF, claim.user_id)
-        assert badge is not None  # BADGE_OF always answers one row
-        unread = [row for row in rows if row["unread_count"] > 0]
-        shown = [row for row in unread if not row["silenced"]]
-        reason = None if shown else ("silenced" if unread else "read")
-        window = Window(
-            badge["total"],
-            badge["version"],
-            [dict(row) for row in shown[:CONVERSATIONS_SHOWN]],
-            reason,
+        user_id = due["user_id"]
+        reason = skip_before_reading(user_id)
+        body = None
+        if reason is None:
+            rows = await conn.fetch(_UNREAD_CONVERSATIONS, user_id)
+            shown = [dict(row) for row in rows if row["unread_count"] > 0 and not row["silenced"]]
+            if shown:
+                badge = await conn.fetchrow(BADGE_OF, user_id)
+                assert badge is not None  # BADGE_OF always answers one row
+                window = Window(
+                    user_id, badge["total"], badge["version"], shown[:CONVERSATIONS_SHOWN]
+                )
+                body = build(window)
+            else:
+                unread = any(row["unread_count"] > 0 for row in rows)
+                reason = "silenced" if unread else "read"
+        written = await conn.fetchrow(
+            _WRITE_CLOSED, user_id, due["unread_since"], body, reason, lease_seconds
         )
-        if reason is not None:
-            await conn.execute(_SKIPPED, claim.id, claim.lease_token, reason)
-            return window, None
-        body = build(window)
-        await conn.execute(_BUILT, claim.id, claim.lease_token, body)
-        return window, body
+        assert written is not None  # INSERT ... SELECT of one row
+        await conn.execute(_END_WINDOW, user_id)
+    claim = None
+    if body is not None:
+        claim = Claim(written["id"], user_id, written["lease_token"], 0, body)
+    return Closed(written["id"], reason, claim)
 
 
-async def skip(db: Database, claim: Claim, reason: str) -> bool:
-    """Mark the claimed row skipped for ``reason``; False when the lease was lost."""
-    return await db.execute(_SKIPPED, claim.id, claim.lease_token, reason) == "UPDATE 1"
+_CLAIM: Final = """
+    UPDATE notifications n
+       SET lease_until = now() + make_interval(secs => $1),
+           lease_token = gen_random_uuid(), updated_at = now()
+      FROM (SELECT id FROM notifications
+             WHERE status = 'pending' AND next_attempt_at <= now()
+               AND (lease_until IS NULL OR lease_until < now())
+             ORDER BY next_attempt_at, id
+             LIMIT $2
+               FOR UPDATE SKIP LOCKED) due
+     WHERE n.id = due.id
+    RETURNING n.id, n.user_id, n.lease_token, n.attempts, n.body
+"""
+
+
+async def claim_due(db: Database, lease_seconds: float, limit: int) -> list[Claim]:
+    """Take up to ``limit`` pending rows whose attempt is due and that no live lease holds:
+    retries, and the claims of a process that died."""
+    rows = await db.fetch(_CLAIM, lease_seconds, limit)
+    return [Claim(**row) for row in rows]
 
 
 _DELIVERED: Final = """
@@ -188,7 +200,7 @@ async def attempt_failed(
 
 
 _COLUMNS: Final = (
-    "id, user_id, status, created_at, built_at, attempts, next_attempt_at,"
+    "id, user_id, status, window_opened_at, created_at, attempts, next_attempt_at,"
     " last_error, skip_reason, finished_at, body"
 )
 

@@ -2,9 +2,9 @@
 (sql/011_notifications.sql) and delivers them as signed webhooks, at least once.
 
 A window falls due PARLEY_NOTIFY_DELAY_SECONDS after its first message. It is skipped when
-the recipient is online, or when nothing it names is still unread and not silenced; else its
-body is built from the recipient's state at that moment and stored, and every attempt sends
-those same bytes with the same `webhook-id`.
+the recipient is online, or when nothing is still unread and not silenced; else its body is
+built from the recipient's state at that moment and stored, and every attempt sends those
+same bytes with the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def retry_delay(settings: Settings, attempts: int) -> float:
     return delay * random.uniform(0.8, 1.2)
 
 
-def notification_body(user_id: int, window: Window, timestamp: datetime) -> str:
+def notification_body(window: Window, timestamp: datetime) -> str:
     """The webhook's JSON body (docs/notifications.md)."""
     conversations = [
         {
@@ -74,7 +74,7 @@ def notification_body(user_id: int, window: Window, timestamp: datetime) -> str:
         "type": "notification.unread",
         "timestamp": timestamp,
         "data": {
-            "user_id": user_id,
+            "user_id": window.user_id,
             "unread_total": window.unread_total,
             "version": window.version,
             "conversations": conversations,
@@ -129,54 +129,54 @@ class Notifier:
                 await asyncio.sleep(self.settings.notify_poll_seconds)
 
     async def dispatch_once(self) -> int:
-        """Claim the due rows (up to CLAIM_BATCH) and handle them together; how many."""
-        claims = await store.claim_due(
-            self.pool,
-            self.settings.notify_delay_seconds,
-            self.settings.notify_lease_seconds,
-            CLAIM_BATCH,
-        )
-        if claims:
+        """Close the due windows (up to CLAIM_BATCH), claim due retries, and make every
+        attempt they need together; how many rows this handled."""
+        settings = self.settings
+        claims: list[Claim] = []
+        closed = 0
+        now = datetime.now(UTC)
+        while closed < CLAIM_BATCH:
+            result = await store.close_next_window(
+                self.pool,
+                settings.notify_delay_seconds,
+                settings.notify_lease_seconds,
+                self._skip_before_reading,
+                lambda window: notification_body(window, now),
+            )
+            if result is None:
+                break
+            closed += 1
+            if result.claim is None:
+                metrics.NOTIFICATIONS.labels("skipped", result.skip_reason or "").inc()
+            else:
+                claims.append(result.claim)
+        retries = []
+        if self.deliver is not None:
+            retries = await store.claim_due(self.pool, settings.notify_lease_seconds, CLAIM_BATCH)
+        if claims or retries:
             async with asyncio.TaskGroup() as group:
-                for claim in claims:
-                    group.create_task(self._handle(claim))
-        return len(claims)
+                for claim in claims + retries:
+                    group.create_task(self._attempt(claim))
+        return max(closed, len(retries))
 
-    async def _handle(self, claim: Claim) -> None:
+    def _skip_before_reading(self, user_id: int) -> str | None:
+        if self.deliver is None:
+            return "no_webhook"
+        if self.is_online(user_id):
+            return "online"
+        return None
+
+    async def _attempt(self, claim: Claim) -> None:
         try:
-            body = claim.body if claim.body is not None else await self._close(claim)
-            if body is not None:
-                await self._attempt(claim, body)
+            await self._attempt_once(claim)
         except (asyncpg.PostgresError, OSError) as error:
             # The lease ends and another pass (here or in another process) takes it over.
             log.warning("notification %s: %r; it is taken up again", claim.id, error)
 
-    async def _close(self, claim: Claim) -> str | None:
-        """The body of the window that fell due, or None when it was skipped (or lost)."""
-        reason = None
-        if self.deliver is None:
-            reason = "no_webhook"
-        elif self.is_online(claim.user_id):
-            reason = "online"
-        if reason is not None:
-            if await store.skip(self.pool, claim, reason):
-                metrics.NOTIFICATIONS.labels("skipped", reason).inc()
-            return None
-        timestamp = datetime.now(UTC)
-        closed = await store.close_window(
-            self.pool, claim, lambda window: notification_body(claim.user_id, window, timestamp)
-        )
-        if closed is None:
-            return None
-        window, body = closed
-        if body is None:
-            metrics.NOTIFICATIONS.labels("skipped", window.skip_reason or "").inc()
-        return body
-
-    async def _attempt(self, claim: Claim, body: str) -> None:
-        assert self.deliver is not None  # a body is built only when there is a webhook
+    async def _attempt_once(self, claim: Claim) -> None:
+        assert self.deliver is not None  # a window is closed pending only with a webhook
         started = time.perf_counter()
-        outcome = await self.deliver(webhook_id(claim.id), body.encode())
+        outcome = await self.deliver(webhook_id(claim.id), claim.body.encode())
         metrics.WEBHOOK_SECONDS.observe(time.perf_counter() - started)
         metrics.WEBHOOK_ATTEMPTS.labels("delivered" if outcome.delivered else "failed").inc()
         if outcome.delivered:
