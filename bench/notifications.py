@@ -32,7 +32,7 @@ async def notifications(admin_dsn: str, recipients: int) -> dict[str, Any]:
               FROM conversations ORDER BY id
             """
         )
-        windows = await pool.fetchval("SELECT count(*) FROM notifications")
+        windows = await pool.fetchval("SELECT count(*) FROM badges WHERE unread_since IS NOT NULL")
         async with webhook_receiver() as receiver:
             env = {
                 "DATABASE_URL": dsn,

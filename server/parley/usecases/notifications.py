@@ -28,7 +28,8 @@ from parley.store.notifications import Claim, Window
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH: Final = 16  # rows claimed at once, and attempts in flight per process
+CLAIM_BATCH: Final = 16  # windows closed, and retries claimed, per pass
+CLOSERS: Final = 4  # windows closed at once per process (one pool connection each)
 RETRY_CAP_SECONDS: Final = 10 * 3600.0  # the longest wait between two attempts
 PURGE_EVERY_SECONDS: Final = 300.0
 PENDING_GAUGE_EVERY_SECONDS: Final = 5.0
@@ -133,23 +134,29 @@ class Notifier:
         attempt they need together; how many rows this handled."""
         settings = self.settings
         claims: list[Claim] = []
-        closed = 0
         now = datetime.now(UTC)
-        while closed < CLAIM_BATCH:
-            result = await store.close_next_window(
-                self.pool,
-                settings.notify_delay_seconds,
-                settings.notify_lease_seconds,
-                self._skip_before_reading,
-                lambda window: notification_body(window, now),
-            )
-            if result is None:
-                break
-            closed += 1
-            if result.claim is None:
-                metrics.NOTIFICATIONS.labels("skipped", result.skip_reason or "").inc()
-            else:
-                claims.append(result.claim)
+
+        async def close(count: int) -> int:
+            for closed in range(count):
+                result = await store.close_next_window(
+                    self.pool,
+                    settings.notify_delay_seconds,
+                    settings.notify_lease_seconds,
+                    self._skip_before_reading,
+                    lambda window: notification_body(window, now),
+                )
+                if result is None:
+                    return closed
+                if result.claim is None:
+                    metrics.NOTIFICATIONS.labels("skipped", result.skip_reason or "").inc()
+                else:
+                    claims.append(result.claim)
+            return count
+
+        # A few closes at once: each is a short transaction of its own, mostly waiting.
+        async with asyncio.TaskGroup() as group:
+            closers = [group.create_task(close(CLAIM_BATCH // CLOSERS)) for _ in range(CLOSERS)]
+        closed = sum(closer.result() for closer in closers)
         retries = []
         if self.deliver is not None:
             retries = await store.claim_due(self.pool, settings.notify_lease_seconds, CLAIM_BATCH)
