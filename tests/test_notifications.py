@@ -176,6 +176,24 @@ async def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
     assert notifying.receiver.rejected == []
 
 
+async def test_a_receiver_that_hangs_on_one_notification_holds_back_no_other(
+    notifying: Notifying, world: World
+) -> None:
+    notifying.receiver.script = [0]  # the first request is held until released
+    conversation = await world.open()
+    await world.send(conversation.id, world.john, "for Mary")
+    await notifying.receiver.until_held(1)
+    await store.upsert_user(world.pool, 704, "Sam")
+    lamp, _ = await store.upsert_product(world.pool, 7040, 704, "Lamp")
+    other, _ = await store.open_conversation(world.pool, world.john.id, lamp.id)
+    await world.send(other.id, world.john, "for Sam")
+    [delivery] = await notifying.receiver.until_delivered(1, within=5)
+    assert delivery.payload["data"]["user_id"] == 704
+    notifying.receiver.release.set()
+    deliveries = await notifying.receiver.until_delivered(2)
+    assert {d.payload["data"]["user_id"] for d in deliveries} == {704, world.mary.id}
+
+
 async def test_after_the_last_attempt_a_notification_is_failed_listed_and_sent_again(
     notifying: Notifying, world: World
 ) -> None:

@@ -129,6 +129,18 @@ BAD_SETTINGS: dict[str, tuple[Callable[[str], dict[str, str]], tuple[str, ...]]]
         lambda dsn: {"DATABASE_URL": dsn, "PARLEY_DB_POOL_MAX": "0"} | _hs256(),
         ("PARLEY_DB_POOL_MAX must be at least 1",),
     ),
+    "a webhook URL without a secret to sign with": (
+        lambda dsn: {"DATABASE_URL": dsn, "PARLEY_WEBHOOK_URL": "https://m.example/h"} | _hs256(),
+        ("PARLEY_WEBHOOK_URL is set: PARLEY_WEBHOOK_SECRET must be too",),
+    ),
+    "a webhook secret not in the whsec_ form": (
+        lambda dsn: {"DATABASE_URL": dsn, "PARLEY_WEBHOOK_SECRET": "hunter2-hunter2"} | _hs256(),
+        ("PARLEY_WEBHOOK_SECRET (secret 1) must start with 'whsec_'",),
+    ),
+    "a notification lease shorter than one attempt": (
+        lambda dsn: {"DATABASE_URL": dsn, "PARLEY_NOTIFY_LEASE_SECONDS": "2"} | _hs256(),
+        ("PARLEY_NOTIFY_LEASE_SECONDS must be at least 11",),
+    ),
     "an HS256 secret of 3 bytes": (
         lambda dsn: {"DATABASE_URL": dsn} | _hs256("abc"),
         ("PARLEY_JWT_SECRET is 3 bytes", "at least 32", "token_urlsafe"),

@@ -38,12 +38,15 @@ class Delivery:
 
 @dataclass
 class Receiver:
-    """Answers each POST with the next of ``script`` (then 200), after checking it."""
+    """Answers each POST with the next of ``script`` (then 200), after checking it; a 0 in
+    the script holds that request until ``release`` is set, then answers 200."""
 
     script: list[int] = field(default_factory=list)
     attempts: list[Delivery] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    held: int = 0  # requests held now or before (a 0 in the script)
     url: str = ""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
@@ -60,6 +63,12 @@ class Receiver:
             self.rejected.append(f"{type(error).__name__}: {error}")
             return Response(status_code=400)
         status = self.script.pop(0) if self.script else 200
+        if status == 0:
+            self.held += 1
+            async with self._arrived:
+                self._arrived.notify_all()
+            await self.release.wait()
+            status = 200
         delivery = Delivery(
             headers["webhook-id"],
             int(headers["webhook-timestamp"]),
@@ -77,6 +86,10 @@ class Receiver:
         async with asyncio.timeout(within), self._arrived:
             await self._arrived.wait_for(lambda: len(self.delivered) >= count)
         return self.delivered
+
+    async def until_held(self, count: int, within: float = 15.0) -> None:
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(lambda: self.held >= count)
 
     async def until_attempts(self, count: int, within: float = 15.0) -> list[Delivery]:
         async with asyncio.timeout(within), self._arrived:

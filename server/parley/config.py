@@ -190,19 +190,17 @@ def parse_webhook_secrets(raw: str) -> tuple[bytes, ...]:
     """The keys of PARLEY_WEBHOOK_SECRET's space-separated `whsec_<base64>` secrets (several
     while one is rotated: Parley signs with each). Raises ConfigError for any other form."""
     keys = []
-    for secret in raw.split():
+    for position, secret in enumerate(raw.split(), start=1):
+        # Never the secret itself in a message: these lines reach logs.
+        where = f"PARLEY_WEBHOOK_SECRET (secret {position})"
         if not secret.startswith(WEBHOOK_SECRET_PREFIX):
-            raise ConfigError(
-                f"PARLEY_WEBHOOK_SECRET: each secret must start with {WEBHOOK_SECRET_PREFIX!r}"
-            )
+            raise ConfigError(f"{where} must start with {WEBHOOK_SECRET_PREFIX!r}")
         try:
             key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
         except binascii.Error:
-            raise ConfigError(
-                f"PARLEY_WEBHOOK_SECRET: {secret[:10]}... is not base64 after whsec_"
-            ) from None
+            raise ConfigError(f"{where} is not base64 after {WEBHOOK_SECRET_PREFIX!r}") from None
         if len(key) < 16:
-            raise ConfigError("PARLEY_WEBHOOK_SECRET: a key must be at least 16 bytes")
+            raise ConfigError(f"{where}: the key must be at least 16 bytes, got {len(key)}")
         keys.append(key)
     return tuple(keys)
 

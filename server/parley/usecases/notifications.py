@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_BATCH: Final = 16  # windows closed, and retries claimed, per pass
 CLOSERS: Final = 4  # windows closed at once per process (one pool connection each)
+IN_FLIGHT: Final = 64  # webhook attempts under way at once per process
 RETRY_CAP_SECONDS: Final = 10 * 3600.0  # the longest wait between two attempts
 PURGE_EVERY_SECONDS: Final = 300.0
 PENDING_GAUGE_EVERY_SECONDS: Final = 5.0
@@ -109,62 +110,86 @@ class Notifier:
     deliver: Deliver | None
 
     async def run(self) -> None:
-        """Claim and handle due rows for as long as the process runs; rest when none are due."""
+        """Close due windows and claim due retries for as long as the process runs, with at
+        most IN_FLIGHT attempts under way: a receiver that hangs slows its own deliveries,
+        never the closing of windows beyond that bound. Rests when nothing is due."""
+        slots = asyncio.Semaphore(IN_FLIGHT)
         next_purge = next_gauge = 0.0
-        while True:
-            handled = 0
-            try:
-                now = time.monotonic()
-                if now >= next_gauge:
-                    metrics.NOTIFICATIONS_PENDING.set(await store.count_pending(self.pool))
-                    next_gauge = now + PENDING_GAUGE_EVERY_SECONDS
-                if now >= next_purge:
-                    await store.purge_finished(self.pool, self.settings.notify_retention_seconds)
-                    next_purge = now + PURGE_EVERY_SECONDS
-                handled = await self.dispatch_once()
-            except (asyncpg.PostgresError, OSError) as error:
-                log.warning("notification dispatch could not reach Postgres: %r", error)
-            except Exception:
-                log.exception("notification dispatch failed; trying again")
-            if handled < CLAIM_BATCH:
-                await asyncio.sleep(self.settings.notify_poll_seconds)
+        async with asyncio.TaskGroup() as attempts:
+            while True:
+                handled = 0
+                try:
+                    now = time.monotonic()
+                    if now >= next_gauge:
+                        metrics.NOTIFICATIONS_PENDING.set(await store.count_pending(self.pool))
+                        next_gauge = now + PENDING_GAUGE_EVERY_SECONDS
+                    if now >= next_purge:
+                        retention = self.settings.notify_retention_seconds
+                        await store.purge_finished(self.pool, retention)
+                        next_purge = now + PURGE_EVERY_SECONDS
+                    handled = await self.dispatch_once(attempts, slots)
+                except (asyncpg.PostgresError, OSError) as error:
+                    log.warning("notification dispatch could not reach Postgres: %r", error)
+                except Exception:
+                    log.exception("notification dispatch failed; trying again")
+                if handled < CLAIM_BATCH:
+                    await asyncio.sleep(self.settings.notify_poll_seconds)
 
-    async def dispatch_once(self) -> int:
-        """Close the due windows (up to CLAIM_BATCH), claim due retries, and make every
-        attempt they need together; how many rows this handled."""
+    async def dispatch_once(self, attempts: asyncio.TaskGroup, slots: asyncio.Semaphore) -> int:
+        """Close due windows (up to CLAIM_BATCH, CLOSERS at once) and claim due retries,
+        starting an attempt in ``attempts`` for each, each holding one of ``slots``, taken
+        before its row is (so no lease runs while it waits for a slot); how many rows."""
         settings = self.settings
-        claims: list[Claim] = []
         now = datetime.now(UTC)
+
+        def start(claim: Claim) -> None:
+            attempts.create_task(self._attempt(claim, slots))
 
         async def close(count: int) -> int:
             for closed in range(count):
-                result = await store.close_next_window(
-                    self.pool,
-                    settings.notify_delay_seconds,
-                    settings.notify_lease_seconds,
-                    self._skip_before_reading,
-                    lambda window: notification_body(window, now),
-                )
+                await slots.acquire()
+                try:
+                    result = await store.close_next_window(
+                        self.pool,
+                        settings.notify_delay_seconds,
+                        settings.notify_lease_seconds,
+                        self._skip_before_reading,
+                        lambda window: notification_body(window, now),
+                    )
+                except BaseException:
+                    slots.release()
+                    raise
+                if result is None or result.claim is None:
+                    slots.release()
                 if result is None:
                     return closed
                 if result.claim is None:
                     metrics.NOTIFICATIONS.labels("skipped", result.skip_reason or "").inc()
                 else:
-                    claims.append(result.claim)
+                    start(result.claim)
             return count
 
         # A few closes at once: each is a short transaction of its own, mostly waiting.
         async with asyncio.TaskGroup() as group:
             closers = [group.create_task(close(CLAIM_BATCH // CLOSERS)) for _ in range(CLOSERS)]
         closed = sum(closer.result() for closer in closers)
-        retries = []
+        claimed: list[Claim] = []
         if self.deliver is not None:
-            retries = await store.claim_due(self.pool, settings.notify_lease_seconds, CLAIM_BATCH)
-        if claims or retries:
-            async with asyncio.TaskGroup() as group:
-                for claim in claims + retries:
-                    group.create_task(self._attempt(claim))
-        return max(closed, len(retries))
+            wanted = 0
+            while wanted < CLAIM_BATCH and not slots.locked():
+                await slots.acquire()  # never waits: a slot is free
+                wanted += 1
+            try:
+                if wanted:
+                    claimed = await store.claim_due(
+                        self.pool, settings.notify_lease_seconds, wanted
+                    )
+            finally:
+                for _ in range(wanted - len(claimed)):
+                    slots.release()
+            for claim in claimed:
+                start(claim)
+        return max(closed, len(claimed))
 
     def _skip_before_reading(self, user_id: int) -> str | None:
         if self.deliver is None:
@@ -173,12 +198,16 @@ class Notifier:
             return "online"
         return None
 
-    async def _attempt(self, claim: Claim) -> None:
+    async def _attempt(self, claim: Claim, slots: asyncio.Semaphore) -> None:
         try:
             await self._attempt_once(claim)
         except (asyncpg.PostgresError, OSError) as error:
             # The lease ends and another pass (here or in another process) takes it over.
             log.warning("notification %s: %r; it is taken up again", claim.id, error)
+        except Exception:
+            log.exception("notification %s: the attempt failed; it is taken up again", claim.id)
+        finally:
+            slots.release()
 
     async def _attempt_once(self, claim: Claim) -> None:
         assert self.deliver is not None  # a window is closed pending only with a webhook
