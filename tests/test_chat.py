@@ -182,7 +182,15 @@ async def test_a_read_tells_the_peer_and_the_readers_other_devices_and_badges_al
         "conversation_id": conversation.id,
         "reader_id": world.mary.id,
         "up_to_seq": 1,
-        "read_at": published["john-phone"][0]["read_at"],
+        "read_at": published["john-phone"][1]["read_at"],
+    }
+    # A read implies delivered: John's devices hear that first, at the same moment.
+    delivered = {
+        "type": "message.delivered",
+        "conversation_id": conversation.id,
+        "recipient_id": world.mary.id,
+        "up_to_seq": 1,
+        "delivered_at": read["read_at"],
     }
     badge = {
         "type": "unread",
@@ -192,8 +200,8 @@ async def test_a_read_tells_the_peer_and_the_readers_other_devices_and_badges_al
         "version": 2,
     }
     assert published == {
-        "john-phone": [read],
-        "john-laptop": [read],
+        "john-phone": [delivered, read],
+        "john-laptop": [delivered, read],
         "mary-phone": [badge],
         "mary-laptop": [read, badge],
     }

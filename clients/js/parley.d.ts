@@ -66,6 +66,8 @@ export interface Conversation {
   unread_version: number;
   last_read_seq: number;
   peer_last_read_seq: number;
+  /** How far the caller's messages reached one of the other side's devices ("delivered"). */
+  peer_delivered_seq: number;
   cleared_seq: number;
   archived: boolean;
   deleted: boolean;
@@ -95,6 +97,14 @@ export interface ReadReceipt {
   reader_id: number;
   up_to_seq: number;
   read_at: string;
+}
+
+/** The other side's devices have the caller's messages up to up_to_seq ("delivered"). */
+export interface DeliveredReceipt {
+  conversation_id: number;
+  recipient_id: number;
+  up_to_seq: number;
+  delivered_at: string | null;
 }
 
 export interface MarkReadResult extends ReadReceipt {
@@ -134,6 +144,8 @@ export interface ParleyEvents {
   /** A message edited or unsent (by anyone, this client included): replace it by id. */
   updated: Message;
   read: ReadReceipt;
+  /** Forward only: a receipt at or behind one already told is dropped. */
+  delivered: DeliveredReceipt;
   typing: TypingEvent;
   unread: UnreadEvent;
   conversation: Conversation;
@@ -153,6 +165,9 @@ export interface ParleyClientOptions {
   maxReconnectDelayMs?: number;
   /** A request without a reply for this long means the connection is broken (default 10 s). */
   requestTimeoutMs?: number;
+  /** Confirm the other side's messages with message.received as they arrive, live or by
+   * sync, batched per conversation (default true): their sender sees "delivered". */
+  autoReceipts?: boolean;
 }
 
 export interface SendOptions {

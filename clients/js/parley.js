@@ -22,6 +22,7 @@
 const DEFAULT_TYPING_INTERVAL_MS = 2000;
 const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
 const GAP_WAIT_MS = 1000; // how long an out-of-order seq may wait before a sync fetches it
+const RECEIPT_WAIT_MS = 100; // message.received waits this long, to cover what comes with it
 const SEND_RETRIES = 5;
 const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it // retryable refusals (rate_limited, unavailable) of one send
 
@@ -78,6 +79,13 @@ export class ParleyClient {
     this._minDelayMs = options.reconnectDelayMs ?? 500;
     this._maxDelayMs = options.maxReconnectDelayMs ?? 30000;
     this._requestTimeoutMs = options.requestTimeoutMs ?? 10000;
+    this._autoReceipts = options.autoReceipts ?? true;
+    /** @type {Map<number, number>} conversation -> highest seq to confirm as received */
+    this._toConfirm = new Map();
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this._receiptTimer = null;
+    /** @type {Map<string, number>} "conversation:recipient" -> highest delivered seq seen */
+    this._deliveries = new Map();
     /** @type {Status} */
     this.status = "closed";
     /** @type {import("./parley").User | null} */
@@ -116,7 +124,8 @@ export class ParleyClient {
   }
 
   /**
-   * Listen for "message", "read", "typing", "unread", "conversation" or "status".
+   * Listen for "message", "updated", "read", "delivered", "typing", "unread", "conversation"
+   * or "status".
    * @template {keyof ParleyEvents} K
    * @param {K} event
    * @param {(payload: ParleyEvents[K]) => void} handler
@@ -345,6 +354,9 @@ export class ParleyClient {
       case "message.read":
         this._applyRead(frame);
         break;
+      case "message.delivered":
+        this._applyDelivered(frame);
+        break;
       case "typing":
         this._applyTyping(frame);
         break;
@@ -407,6 +419,7 @@ export class ParleyClient {
     while ((next = sequence.ahead.get(sequence.delivered + 1))) {
       sequence.ahead.delete(next.seq);
       sequence.delivered = next.seq;
+      this._confirmReceived(next);
       this._emit("message", next);
     }
     if (sequence.ahead.size === 0) {
@@ -484,6 +497,45 @@ export class ParleyClient {
   /** A conversation's unread count as this client knows it. @param {number} conversationId */
   unreadCount(conversationId) {
     return this._badges.get(conversationId)?.count ?? 0;
+  }
+
+  /** @param {import("./parley").DeliveredReceipt} receipt */
+  _applyDelivered(receipt) {
+    const key = `${receipt.conversation_id}:${receipt.recipient_id}`;
+    if ((this._deliveries.get(key) ?? -1) >= receipt.up_to_seq) return;
+    this._deliveries.set(key, receipt.up_to_seq);
+    this._emit("delivered", {
+      conversation_id: receipt.conversation_id,
+      recipient_id: receipt.recipient_id,
+      up_to_seq: receipt.up_to_seq,
+      delivered_at: receipt.delivered_at,
+    });
+  }
+
+  /** A message from the other side reached this device: confirm it (and everything before
+   * it in its conversation) with one message.received per conversation, a moment later.
+   * @param {Message} message */
+  _confirmReceived(message) {
+    if (!this._autoReceipts || message.sender_id === null) return;
+    if (this.user && message.sender_id === this.user.id) return;
+    const known = this._toConfirm.get(message.conversation_id) ?? 0;
+    if (message.seq > known) this._toConfirm.set(message.conversation_id, message.seq);
+    if (!this._receiptTimer) {
+      this._receiptTimer = setTimeout(() => this._sendReceipts(), RECEIPT_WAIT_MS);
+    }
+  }
+
+  _sendReceipts() {
+    this._receiptTimer = null;
+    const batch = [...this._toConfirm];
+    this._toConfirm.clear();
+    for (const [conversationId, upToSeq] of batch) {
+      this._request({
+        type: "message.received",
+        conversation_id: conversationId,
+        up_to_seq: upToSeq,
+      }).catch(() => {}); // a lost receipt is sent again by the next message, or by sync
+    }
   }
 
   /** @param {import("./parley").ReadReceipt} receipt */

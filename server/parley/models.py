@@ -71,6 +71,7 @@ class Conversation(msgspec.Struct, frozen=True):
     unread_version: int  # the version of the viewer's badge that unread_count is true at
     last_read_seq: int
     peer_last_read_seq: int
+    peer_delivered_seq: int  # how far the other side's devices have the viewer's messages
     cleared_seq: int
     archived: bool
     deleted: bool
@@ -122,6 +123,19 @@ class ReadReceipt(msgspec.Struct, frozen=True):
     messages_marked: int  # rows whose is_read changed now
     unread_count: int  # the reader's badge for this conversation afterwards
     unread_version: int  # the version of the reader's badge that unread_count is true at
+    advanced: bool  # False when the watermark was already at or past up_to_seq
+    # Set when this read moved the reader's delivered watermark too (a read implies delivered).
+    delivered_at: datetime | None = None
+
+
+class DeliveryReceipt(msgspec.Struct, frozen=True):
+    """A side's delivered watermark: what reached one of its devices (the second tick)."""
+
+    conversation_id: int
+    recipient_id: int  # whose devices the messages reached
+    sender_id: int  # the other side, whose messages they are
+    up_to_seq: int  # the watermark after the call
+    delivered_at: datetime | None  # when it last moved; None if it never has
     advanced: bool  # False when the watermark was already at or past up_to_seq
 
 

@@ -8,7 +8,7 @@ tests/test_protocol.py checks that it lists exactly the types and codes defined 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 from starlette import status
@@ -97,6 +97,13 @@ class ConversationRead(Request, tag="conversation.read", frozen=True):
     up_to_seq: Seq
 
 
+class MessageReceived(Request, tag="message.received", frozen=True):
+    """A device confirms that the other side's messages up to ``up_to_seq`` reached it."""
+
+    conversation_id: Id
+    up_to_seq: Seq
+
+
 class ConversationDelete(Request, tag="conversation.delete", frozen=True):
     conversation_id: Id
 
@@ -178,6 +185,7 @@ ClientFrame = (
     | MessageSend
     | MessageHistory
     | ConversationRead
+    | MessageReceived
     | ConversationDelete
     | ConversationArchive
     | ConversationUnarchive
@@ -196,32 +204,7 @@ ClientFrame = (
     | ConversationUnmute
 )
 CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
-    str(cls.__struct_config__.tag): cls
-    for cls in (
-        Hello,
-        ConversationOpen,
-        ConversationList,
-        ConversationGet,
-        MessageSend,
-        MessageHistory,
-        ConversationRead,
-        ConversationDelete,
-        ConversationArchive,
-        ConversationUnarchive,
-        Typing,
-        Sync,
-        MessageEdit,
-        MessageUnsend,
-        MessageReport,
-        OfferAccept,
-        OfferDecline,
-        OfferCounter,
-        OfferWithdraw,
-        UserBlock,
-        UserUnblock,
-        ConversationMute,
-        ConversationUnmute,
-    )
+    str(cls.__struct_config__.tag): cls for cls in get_args(ClientFrame)
 }
 
 _typed_decoder: msgspec.json.Decoder[ClientFrame] = msgspec.json.Decoder(ClientFrame)
@@ -302,6 +285,13 @@ class MessageRead(msgspec.Struct, tag="message.read", tag_field="type", frozen=T
     read_at: datetime
 
 
+class MessageDelivered(msgspec.Struct, tag="message.delivered", tag_field="type", frozen=True):
+    conversation_id: int
+    recipient_id: int
+    up_to_seq: int
+    delivered_at: datetime | None
+
+
 class TypingEvent(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
     conversation_id: int
     user_id: int
@@ -345,6 +335,7 @@ ServerEvent = (
     MessageNew
     | MessageUpdated
     | MessageRead
+    | MessageDelivered
     | TypingEvent
     | Unread
     | ConversationUpdated
@@ -352,17 +343,7 @@ ServerEvent = (
     | TokenExpiring
 )
 SERVER_EVENT_TYPES: Final[tuple[str, ...]] = tuple(
-    str(cls.__struct_config__.tag)
-    for cls in (
-        MessageNew,
-        MessageUpdated,
-        MessageRead,
-        TypingEvent,
-        Unread,
-        ConversationUpdated,
-        Resync,
-        TokenExpiring,
-    )
+    str(cls.__struct_config__.tag) for cls in get_args(ServerEvent)
 )
 
 _encoder = msgspec.json.Encoder()

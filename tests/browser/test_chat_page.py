@@ -52,6 +52,10 @@ async def test_a_buyer_and_a_seller_chat_through_the_page(
     await expect(phone.locator(".badge")).to_have_text("1", timeout=WAIT_MS)
     await expect(seller).to_have_title("(1) Parley", timeout=WAIT_MS)
     await expect(phone.locator(".typing-now")).to_have_count(0)
+    # The seller's page has it (its SDK confirms what arrives): the buyer sees "Delivered".
+    await expect(buyer.locator("#messages .message").last.locator(".seen")).to_have_text(
+        "Delivered", timeout=WAIT_MS
+    )
     await snap(seller, "inbox.png")
 
     # The seller opens it: the buyer sees "Seen", the seller's badge goes to 0.

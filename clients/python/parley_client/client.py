@@ -15,11 +15,14 @@ from parley_client.events import (
     ConversationEvent,
     Event,
     Frame,
+    MessageEvent,
     MessageUpdatedEvent,
     ParleyError,
     Status,
     StatusEvent,
 )
+from parley_client.receipts import Receipts
+from parley_client.stream import EventStream
 from parley_client.view import View
 
 SYNC_BATCH = 100  # conversations per sync frame, the server's bound
@@ -29,28 +32,6 @@ DISCOVER_PAGE = 50  # inbox rows read after a reconnect for conversations new to
 
 def new_client_msg_id() -> str:
     return uuid.uuid4().hex
-
-
-class EventStream:
-    """The events from the moment it was made, until the client closes."""
-
-    def __init__(self, streams: set[asyncio.Queue[Event | None]]) -> None:
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._streams = streams
-        streams.add(self._queue)
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        event = await self._queue.get()
-        if event is None:
-            self._streams.discard(self._queue)
-            raise StopAsyncIteration
-        return event
-
-    def close(self) -> None:
-        self._streams.discard(self._queue)
 
 
 class ParleyClient:
@@ -66,6 +47,7 @@ class ParleyClient:
         max_reconnect_delay: float = 30.0,
         request_timeout: float = 10.0,
         on_frame: Callable[[Frame], None] | None = None,
+        auto_receipts: bool = True,
     ) -> None:
         self.url = url
         self.status: Status = "closed"
@@ -84,6 +66,8 @@ class ParleyClient:
             request_timeout=request_timeout,
             on_frame=on_frame,
         )
+        # message.received for what reaches the app, unless told not to (receipts.py).
+        self._receipts = Receipts(self.request, self._connection.spawn, enabled=auto_receipts)
 
     async def __aenter__(self) -> ParleyClient:
         await self.connect()
@@ -104,6 +88,7 @@ class ParleyClient:
     async def close(self) -> None:
         """Close for good: pending requests fail with ``closed``; event streams end."""
         await self._connection.close()
+        self._receipts.cancel()
         self._view.clear_typing()
         if self.status != "closed":
             self._set_status("closed")
@@ -120,11 +105,13 @@ class ParleyClient:
     # --- events -------------------------------------------------------------------------
 
     def events(self) -> EventStream:
-        """Every event from now on: MessageEvent, ReadEvent, TypingEvent, UnreadEvent,
-        ConversationEvent, StatusEvent."""
+        """Every event from now on: MessageEvent, MessageUpdatedEvent, ReadEvent,
+        DeliveredEvent, TypingEvent, UnreadEvent, ConversationEvent, StatusEvent."""
         return EventStream(self._streams)
 
     def _emit(self, event: Event) -> None:
+        if isinstance(event, MessageEvent):
+            self._receipts.note(event.message, self.user)
         for queue in self._streams:
             queue.put_nowait(event)
 
@@ -182,6 +169,8 @@ class ParleyClient:
             self._emit(MessageUpdatedEvent(frame["message"]))
         elif frame["type"] == "message.read":
             view.apply_read(frame)
+        elif frame["type"] == "message.delivered":
+            view.apply_delivered(frame)
         elif frame["type"] == "typing":
             view.apply_typing(frame)
         elif frame["type"] == "unread":

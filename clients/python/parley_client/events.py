@@ -54,6 +54,17 @@ class ReadEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveredEvent:
+    """The other side's devices have this client's messages in ``conversation_id`` up to
+    ``up_to_seq`` (the second tick; never moves back)."""
+
+    conversation_id: int
+    recipient_id: int
+    up_to_seq: int
+    delivered_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class TypingEvent:
     """``typing`` False ends the indicator: a stop, its expiry, a message, a disconnect."""
 
@@ -95,6 +106,7 @@ Event = (
     MessageEvent
     | MessageUpdatedEvent
     | ReadEvent
+    | DeliveredEvent
     | TypingEvent
     | UnreadEvent
     | ConversationEvent

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley_client.events import (
+    DeliveredEvent,
     Event,
     Frame,
     MessageEvent,
@@ -40,6 +41,7 @@ class View:
         self.total = 0
         self.version = -1
         self._reads: dict[tuple[int, int], int] = {}
+        self._deliveries: dict[tuple[int, int], int] = {}  # (conversation, recipient) -> seq
         self._typing: dict[tuple[int, int], asyncio.TimerHandle] = {}
 
     # --- messages ----------------------------------------------------------------------
@@ -118,6 +120,13 @@ class View:
             return
         self._reads[key] = receipt["up_to_seq"]
         self._emit(ReadEvent(*key, receipt["up_to_seq"], receipt["read_at"]))
+
+    def apply_delivered(self, receipt: Frame) -> None:
+        key = (receipt["conversation_id"], receipt["recipient_id"])
+        if self._deliveries.get(key, -1) >= receipt["up_to_seq"]:
+            return
+        self._deliveries[key] = receipt["up_to_seq"]
+        self._emit(DeliveredEvent(*key, receipt["up_to_seq"], receipt["delivered_at"]))
 
     def apply_typing(self, frame: Frame) -> None:
         key = (frame["conversation_id"], frame["user_id"])

@@ -17,7 +17,7 @@ import msgspec
 from parley import metrics, protocol
 from parley.fanout.broker import Broker
 from parley.fanout.hub import envelope, note_envelope, user_channel
-from parley.models import Badge, Conversation, Message, ReadReceipt
+from parley.models import Badge, Conversation, DeliveryReceipt, Message, ReadReceipt
 
 
 class TypingNote(msgspec.Struct, frozen=True):
@@ -113,6 +113,17 @@ class Events:
             read_at=receipt.read_at,
         )
         await self.publish([peer_id, receipt.reader_id], event, skip)
+
+    async def message_delivered(self, receipt: DeliveryReceipt) -> None:
+        """The delivered receipt (the second tick), to every device of the side whose
+        messages reached the other side."""
+        event = protocol.MessageDelivered(
+            conversation_id=receipt.conversation_id,
+            recipient_id=receipt.recipient_id,
+            up_to_seq=receipt.up_to_seq,
+            delivered_at=receipt.delivered_at,
+        )
+        await self.publish([receipt.sender_id], event)
 
     async def conversation_updated(self, conversation: Conversation, skip: str = "") -> None:
         """A participant's own view of a conversation, to that participant."""

@@ -199,6 +199,13 @@ async def _read(caller: Caller, frame: protocol.ConversationRead) -> object:
     )
 
 
+@_handles(protocol.MessageReceived)
+async def _received(caller: Caller, frame: protocol.MessageReceived) -> object:
+    return await caller.chat.receipts.received(
+        caller.user_id, frame.conversation_id, frame.up_to_seq
+    )
+
+
 @_handles(protocol.ConversationDelete)
 async def _delete(caller: Caller, frame: protocol.ConversationDelete) -> object:
     conversation = await caller.chat.delete(

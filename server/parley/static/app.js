@@ -80,6 +80,7 @@ async function login(who) {
     if (badge.conversation_id != null) renderInbox();
   });
   client.on("read", onRead);
+  client.on("delivered", onDelivered);
   client.on("typing", onTyping);
   show(byId("login"), false);
   show(byId("chat"), true);
@@ -156,6 +157,18 @@ function onRead(receipt) {
       state.open.peer_last_read_seq = conversation.peer_last_read_seq;
       renderSeen();
     }
+  }
+}
+
+/** @param {any} receipt */
+function onDelivered(receipt) {
+  const conversation = state.conversations.get(receipt.conversation_id) ?? state.open;
+  if (!conversation || conversation.id !== receipt.conversation_id) return;
+  if (receipt.recipient_id === state.me) return; // my own devices' receipts: nothing to show
+  conversation.peer_delivered_seq = Math.max(conversation.peer_delivered_seq ?? 0, receipt.up_to_seq);
+  if (state.open?.id === receipt.conversation_id) {
+    state.open.peer_delivered_seq = conversation.peer_delivered_seq;
+    renderSeen();
   }
 }
 

@@ -166,17 +166,20 @@ export function replace(message) {
   renderSeen();
 }
 
-/** "Seen" under my last message the other side has read. */
+/** "Delivered" or "Seen" under my last message that reached the other side's devices. */
 export function renderSeen() {
   for (const seen of document.querySelectorAll("#messages .seen")) seen.remove();
   const conversation = state.open;
   if (!conversation) return;
-  const read = [...state.messages.values()]
-    .filter((m) => m.sender_id === state.me && m.seq <= conversation.peer_last_read_seq)
+  // A read implies delivered; take the larger in case one event came before the other.
+  const delivered = Math.max(conversation.peer_delivered_seq ?? 0, conversation.peer_last_read_seq);
+  const last = [...state.messages.values()]
+    .filter((m) => m.sender_id === state.me && m.seq <= delivered)
     .sort((a, b) => b.seq - a.seq)[0];
-  if (!read) return;
-  const item = byId("messages").querySelector(`[data-seq="${read.seq}"]`);
-  item?.append(el("span", { class: "seen" }, ["Seen"]));
+  if (!last) return;
+  const label = last.seq <= conversation.peer_last_read_seq ? "Seen" : "Delivered";
+  const item = byId("messages").querySelector(`[data-seq="${last.seq}"]`);
+  item?.append(el("span", { class: "seen" }, [label]));
 }
 
 export function scrollToEnd() {

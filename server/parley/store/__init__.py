@@ -39,6 +39,7 @@ from parley.store.reads import (
     UNREAD_TOTAL_QUERY,
     badge_of,
     badges,
+    mark_delivered,
     mark_read,
     unread_total,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "history",
     "inbox",
     "make_offer",
+    "mark_delivered",
     "mark_read",
     "message_versions",
     "messages_after",

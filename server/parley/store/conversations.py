@@ -280,6 +280,7 @@ def conversation_view(row: asyncpg.Record, user_id: int) -> Conversation:
         unread_version=row["unread_version"],
         last_read_seq=row[f"{side}_last_read_seq"],
         peer_last_read_seq=row[f"{other}_last_read_seq"],
+        peer_delivered_seq=row[f"{other}_delivered_seq"],
         cleared_seq=row[f"{side}_cleared_seq"],
         # The side's folder: archived by them, or the listing is gone (sql/004_live_state.sql).
         archived=row[f"archived_by_{side}"] or row["status"] == "archived",

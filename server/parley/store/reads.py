@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from parley.errors import InvalidArgument, NotFound
-from parley.models import Badge, ReadReceipt
-from parley.store._sql import BADGE_OF, connection, own_unread, participant, shown_total
+from parley.models import Badge, DeliveryReceipt, ReadReceipt
+from parley.store._sql import BADGE_OF, connection, own_unread, participant, peer, shown_total
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
@@ -24,9 +24,14 @@ MARK_READ_QUERY: Final = """
 
 # The reader's own badge version is read in the same statement: the triggers of the UPDATE
 # of messages before it moved it in this transaction, if the reader's counters moved.
+# A read implies delivered: the same UPDATE moves the delivered watermark up to the read one
+# (SET sees the row as it was, so delivered_at moves only with the watermark).
 _ADVANCE_WATERMARK: Final = {
-    side: f"UPDATE conversations SET {side}_last_read_seq = $2 WHERE id = $1"
-    f" RETURNING {side}_unread_count AS count,"
+    side: f"UPDATE conversations SET {side}_last_read_seq = $2,"
+    f" {side}_delivered_at = CASE WHEN $2 > {side}_delivered_seq THEN now()"
+    f" ELSE {side}_delivered_at END,"
+    f" {side}_delivered_seq = GREATEST({side}_delivered_seq, $2) WHERE id = $1"
+    f" RETURNING {side}_unread_count AS count, {side}_delivered_at AS delivered_at,"
     f" (SELECT coalesce(max(version), 0) FROM badges WHERE user_id = $3) AS version"
     for side in ("buyer", "seller")
 }
@@ -50,6 +55,7 @@ async def mark_read(
         conversation = await conn.fetchrow(
             f"""
             SELECT buyer_id, last_seq, buyer_last_read_seq, seller_last_read_seq,
+                   buyer_delivered_seq, seller_delivered_seq,
                    buyer_unread_count, seller_unread_count, now() AS now,
                    (SELECT coalesce(max(version), 0) FROM badges WHERE user_id = $2) AS version
               FROM conversations c
@@ -78,6 +84,7 @@ async def mark_read(
         status = await conn.execute(MARK_READ_QUERY, conversation_id, user_id, watermark, target)
         after = await conn.fetchrow(_ADVANCE_WATERMARK[side], conversation_id, target, user_id)
         assert after is not None, "the row is locked by this transaction"
+    delivered_now = target > conversation[f"{side}_delivered_seq"]
     return ReadReceipt(
         conversation_id=conversation_id,
         reader_id=user_id,
@@ -87,6 +94,61 @@ async def mark_read(
         unread_count=after["count"],
         unread_version=after["version"],
         advanced=True,
+        delivered_at=after["delivered_at"] if delivered_now else None,
+    )
+
+
+# The recipient's ($2) delivered watermark, forward only, never past the last message; the
+# row comes back only when it moved. One statement, on the conversation's primary key.
+_MARK_DELIVERED: Final = f"""
+    UPDATE conversations c
+       SET buyer_delivered_seq = CASE WHEN c.buyer_id = $2 THEN LEAST($3, c.last_seq)
+                                      ELSE c.buyer_delivered_seq END,
+           buyer_delivered_at = CASE WHEN c.buyer_id = $2 THEN now() ELSE c.buyer_delivered_at END,
+           seller_delivered_seq = CASE WHEN c.seller_id = $2 THEN LEAST($3, c.last_seq)
+                                       ELSE c.seller_delivered_seq END,
+           seller_delivered_at = CASE WHEN c.seller_id = $2 THEN now()
+                                      ELSE c.seller_delivered_at END
+     WHERE c.id = $1 AND {participant("$2")}
+       AND LEAST($3, c.last_seq) > CASE WHEN c.buyer_id = $2 THEN c.buyer_delivered_seq
+                                        ELSE c.seller_delivered_seq END
+    RETURNING {peer("$2")} AS sender_id, LEAST($3, c.last_seq) AS up_to_seq, now() AS delivered_at
+"""
+
+_DELIVERED_NOW: Final = f"""
+    SELECT {peer("$2")} AS sender_id,
+           CASE WHEN c.buyer_id = $2 THEN c.buyer_delivered_seq ELSE c.seller_delivered_seq END
+               AS up_to_seq,
+           CASE WHEN c.buyer_id = $2 THEN c.buyer_delivered_at ELSE c.seller_delivered_at END
+               AS delivered_at
+      FROM conversations c
+     WHERE c.id = $1 AND {participant("$2")}
+"""
+
+
+async def mark_delivered(
+    db: Database, conversation_id: int, user_id: int, up_to_seq: int
+) -> DeliveryReceipt:
+    """Move the user's delivered watermark forward to ``up_to_seq`` (at most the last
+    message). At or behind it, nothing changes and the receipt has ``advanced=False``.
+
+    Raises NotFound when the conversation does not exist or the user is not in it.
+    """
+    if up_to_seq < 0:
+        raise InvalidArgument("up_to_seq must not be negative")
+    row = await db.fetchrow(_MARK_DELIVERED, conversation_id, user_id, up_to_seq)
+    advanced = row is not None
+    if row is None:
+        row = await db.fetchrow(_DELIVERED_NOW, conversation_id, user_id)
+        if row is None:
+            raise NotFound(f"conversation {conversation_id} not found")
+    return DeliveryReceipt(
+        conversation_id=conversation_id,
+        recipient_id=user_id,
+        sender_id=row["sender_id"],
+        up_to_seq=row["up_to_seq"],
+        delivered_at=row["delivered_at"],
+        advanced=advanced,
     )
 
 

@@ -39,6 +39,7 @@ from parley.usecases.changes import MessageChanges
 from parley.usecases.controls import Controls
 from parley.usecases.moderation import Moderation
 from parley.usecases.offers import Offers
+from parley.usecases.receipts import Receipts
 from parley.usecases.typing_tracker import TypingTracker
 from parley.validation import SYNC_PAGE
 
@@ -76,6 +77,7 @@ class Chat:
         self.moderation = Moderation(pool)
         self.offers = Offers(pool, events, limits)
         self.controls = Controls(pool, events)
+        self.receipts = Receipts(pool, events, self._peer, self._push_badge)
 
     async def idle(self) -> None:
         """Wait until the events of everything committed so far are with the broker."""
@@ -158,22 +160,11 @@ class Chat:
     ) -> list[Message]:
         return await store.history(self.pool, conversation_id, user_id, before_seq, limit)
 
-    @use_case
     async def read(
         self, user_id: int, conversation_id: int, up_to_seq: int, connection_id: str = ""
     ) -> ReadReceipt:
-        """Move the user's read watermark forward; the peer and the user's other devices get
-        the receipt, and all the user's devices their badge. Nothing is told when the
-        watermark did not move."""
-        receipt = await store.mark_read(self.pool, conversation_id, user_id, up_to_seq)
-        if receipt.advanced:
-            await after_commit(self._read_committed(receipt, connection_id))
-        return receipt
-
-    async def _read_committed(self, receipt: ReadReceipt, connection_id: str) -> None:
-        peer = await self._peer(receipt.reader_id, receipt.conversation_id)
-        await self.events.message_read(receipt, peer, skip=connection_id)
-        await self._push_badge(receipt.reader_id, receipt.conversation_id)
+        """``conversation.read`` (usecases/receipts.py)."""
+        return await self.receipts.read(user_id, conversation_id, up_to_seq, connection_id)
 
     @use_case
     async def delete(
