@@ -521,7 +521,14 @@ async def main(args: argparse.Namespace) -> int:
         async with postgres(os.environ.get("DATABASE_URL")) as admin_dsn:
             rev_a, rev_b = args.revisions
             compared = await compare.compare(
-                admin_dsn, rev_a, rev_b, concurrency, args.seconds, args.rounds or 2, args.redis
+                admin_dsn,
+                rev_a,
+                rev_b,
+                concurrency,
+                args.seconds,
+                args.rounds or 2,
+                args.redis,
+                receipts_for_b=args.receipts,
             )
         print(f"results: {save('compare', compared, args.seconds)}")
         return 0
@@ -598,6 +605,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--rounds", type=int, help="sdk: bursts per receiver (5); compare: A/B rounds (2)"
     )
     parser.add_argument("--redis", action="store_true", help="compare: fan out through Redis")
+    parser.add_argument(
+        "--receipts",
+        action="store_true",
+        help="compare: B's recipients confirm deliveries (message.received) as the SDKs do",
+    )
     parser.add_argument("--docs", action="store_true", help="charts: write into docs/")
     return parser.parse_args(argv)
 

@@ -204,8 +204,10 @@ async def measure(
     seconds: float,
     runs: Runs,
     redis_url: str | None,
+    receipts: bool = False,
 ) -> None:
-    """One S1 run of ``built`` at ``clients``, then pgbench on its schema."""
+    """One S1 run of ``built`` at ``clients`` (its recipients confirming deliveries when
+    ``receipts``), then pgbench on its schema."""
     dsn = await fresh_database(admin_dsn, built)
     pairs = await seed(dsn, clients)
     pg = await postmaster(dsn)
@@ -213,7 +215,7 @@ async def measure(
         assert process.process is not None
         server = psutil.Process(process.process.pid)
         before, pg_before = server.cpu_times(), postgres_cpu(pg)
-        m = await load(parley_target(process), pairs, 1, seconds)
+        m = await load(parley_target(process), pairs, 1, seconds, receipts=receipts)
         after, pg_after = server.cpu_times(), postgres_cpu(pg)
     m.server_cpu_seconds = after.user + after.system - before.user - before.system
     figures = summary(m)
@@ -303,7 +305,10 @@ async def compare(
     seconds: float,
     rounds: int,
     use_redis: bool = False,
+    receipts_for_b: bool = False,
 ) -> dict[str, Any]:
+    """A against B; ``receipts_for_b``: B's recipients confirm deliveries as the SDKs do
+    (message.received, which A may not know), so B's figures carry what receipts cost."""
     with scratch_directory() as scratch:
         print(f"building {rev_a} and {rev_b} in {scratch}", file=sys.stderr, flush=True)
         a, b = await asyncio.gather(
@@ -320,7 +325,13 @@ async def compare(
                     for built in (a, b) if round_number % 2 == 0 else (b, a):
                         progress.step(f"{clients} clients, round {round_number + 1}, {built.label}")
                         await measure(
-                            admin_dsn, built, clients, seconds, runs[built.label], redis_url
+                            admin_dsn,
+                            built,
+                            clients,
+                            seconds,
+                            runs[built.label],
+                            redis_url,
+                            receipts=receipts_for_b and built is b,
                         )
                 figures = ratios(runs["A"], runs["B"])
                 print(show(clients, figures), flush=True)
@@ -337,6 +348,7 @@ async def compare(
         "a": {"rev": a.rev, "commit": a.commit},
         "b": {"rev": b.rev, "commit": b.commit},
         "broker": "redis" if use_redis else "memory",
+        "b_sends_receipts": receipts_for_b,
         # Both builds are driven by this checkout's load generator and pgbench script.
         "measured_with": _git("rev-parse", "HEAD"),
         "rounds": rounds,

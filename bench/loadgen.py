@@ -29,6 +29,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 _encode = msgspec.json.Encoder().encode
+RECEIPT_WAIT_SECONDS = 0.1  # as the SDKs wait before message.received
 _decode = msgspec.json.Decoder().decode
 
 
@@ -75,6 +76,19 @@ class ParleyTarget:
                 "content": "Is this still available?",
             }
         ).decode()
+
+    def receipt(self, raw: str | bytes, frame_id: str) -> tuple[int, int, str]:
+        """(conversation, seq, the message.received frame confirming up to it) for a
+        message.new, as the SDKs confirm what reaches them."""
+        message = _decode(raw)["message"]
+        conversation_id, seq = message["conversation_id"], message["seq"]
+        frame = {
+            "type": "message.received",
+            "id": frame_id,
+            "conversation_id": conversation_id,
+            "up_to_seq": seq,
+        }
+        return conversation_id, seq, _encode(frame).decode()
 
     def classify(self, raw: str | bytes) -> tuple[str, str | None, str | None]:
         frame = _decode(raw)
@@ -179,12 +193,17 @@ class Measurements:
 class Socket:
     """One connection: a reader task routes replies to waiting sends and times deliveries."""
 
-    def __init__(self, target: Target, measurements: Measurements) -> None:
+    def __init__(self, target: Target, measurements: Measurements, receipts: bool = False) -> None:
         self.target = target
         self.m = measurements
         self.connection: ClientConnection | None = None
         self._waiting: dict[str, asyncio.Future[str | None]] = {}
         self._reader: asyncio.Task[None] | None = None
+        # Confirm deliveries as the SDKs do: per conversation, RECEIPT_WAIT_SECONDS later.
+        self._receipts = receipts
+        self._to_confirm: dict[int, tuple[int, str]] = {}
+        self._receipt_timer: asyncio.TimerHandle | None = None
+        self._receipt_writes: set[asyncio.Task[None]] = set()
 
     async def open(self, user_id: int) -> None:
         # proxy=None: a loopback benchmark; looking up proxy settings per socket costs the storm.
@@ -209,10 +228,35 @@ class Socket:
                         self.m.deliver_seconds.append(time.perf_counter() - sent)
                         self.m.delivered += 1
                         self.m.changed.set()
+                    if self._receipts:
+                        self._confirm(raw)
                 elif kind == "ping" and key is not None:
                     await self.connection.send(key)
         except ConnectionClosed:
             pass
+
+    def _confirm(self, raw: str | bytes) -> None:
+        conversation_id, seq, frame = cast(ParleyTarget, self.target).receipt(raw, f"r{next(_ids)}")
+        if seq > self._to_confirm.get(conversation_id, (0, ""))[0]:
+            self._to_confirm[conversation_id] = (seq, frame)
+        if self._receipt_timer is None:
+            loop = asyncio.get_running_loop()
+            self._receipt_timer = loop.call_later(RECEIPT_WAIT_SECONDS, self._send_receipts)
+
+    def _send_receipts(self) -> None:
+        self._receipt_timer = None
+        frames = [frame for _, frame in self._to_confirm.values()]
+        self._to_confirm.clear()
+        task = asyncio.create_task(self._write_receipts(frames))
+        self._receipt_writes.add(task)
+        task.add_done_callback(self._receipt_writes.discard)
+
+    async def _write_receipts(self, frames: list[str]) -> None:
+        # Their ok replies match no waiting send, and are dropped by the reader.
+        with contextlib.suppress(ConnectionClosed):
+            for frame in frames:
+                if self.connection is not None:
+                    await self.connection.send(frame)
 
     async def send(self, conversation_id: int, client_msg_id: str) -> None:
         assert self.connection is not None
@@ -230,6 +274,8 @@ class Socket:
         self.m.acked += 1
 
     async def close(self) -> None:
+        if self._receipt_timer is not None:
+            self._receipt_timer.cancel()
         if self.connection is not None:
             await self.connection.close()
         if self._reader is not None:

@@ -152,10 +152,11 @@ async def load(
     rate: float | None = None,
     stalled: int = 0,
     recipients_at: loadgen.Target | None = None,
+    receipts: bool = False,
 ) -> loadgen.Measurements:
     """Connect a recipient per seller and senders per buyer, send, and wait for deliveries.
     ``recipients_at``: the recipients connect there (another gateway), the senders to
-    ``target``."""
+    ``target``. ``receipts``: the recipients confirm deliveries as the SDKs do."""
     m = loadgen.Measurements()
     sockets: list[loadgen.Socket] = []
     senders: list[tuple[loadgen.Socket, list[int]]] = []
@@ -163,7 +164,7 @@ async def load(
     stuck = [await loadgen.stalled_socket(target, pairs[0].seller) for _ in range(stalled)]
     try:
         for pair in pairs:
-            recipient = loadgen.Socket(recipients_at or target, m)
+            recipient = loadgen.Socket(recipients_at or target, m, receipts)
             await recipient.open(pair.seller)
             sockets.append(recipient)
             for _ in range(senders_per_pair):
