@@ -29,7 +29,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 _encode = msgspec.json.Encoder().encode
-RECEIPT_WAIT_SECONDS = 0.1  # as the SDKs wait before message.received
+RECEIPT_WAIT_SECONDS = 0.5  # as the SDKs wait before message.received
 _decode = msgspec.json.Decoder().decode
 
 

@@ -22,7 +22,7 @@
 const DEFAULT_TYPING_INTERVAL_MS = 2000;
 const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
 const GAP_WAIT_MS = 1000; // how long an out-of-order seq may wait before a sync fetches it
-const RECEIPT_WAIT_MS = 100; // message.received waits this long, to cover what comes with it
+const RECEIPT_WAIT_MS = 500; // message.received waits this long, to cover what comes with it
 const SEND_RETRIES = 5;
 const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it // retryable refusals (rate_limited, unavailable) of one send
 

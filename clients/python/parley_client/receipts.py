@@ -10,7 +10,7 @@ from typing import Any
 
 from parley_client.events import Frame
 
-RECEIPT_WAIT_SECONDS = 0.1
+RECEIPT_WAIT_SECONDS = 0.5  # what arrives within this is confirmed by one receipt
 
 
 class Receipts:
