@@ -12,24 +12,32 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-async def test_a_short_bench_run_measures_parley_and_pgbench(postgres_admin_dsn: str) -> None:
+async def run_bench(
+    admin_dsn: str, *arguments: str, within: float, results: Path | None = None
+) -> None:
+    """``python -m bench ARGUMENTS`` on a database of its own; fails with its output.
+    ``results``: where it writes its figures (bench/results/ when None)."""
     env = os.environ | {
-        "DATABASE_URL": postgres_admin_dsn,
+        "DATABASE_URL": admin_dsn,
         "BENCH_DATABASE": f"parley_bench_{secrets.token_hex(4)}",
     }
+    if results is not None:
+        env["BENCH_RESULTS"] = str(results)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench",
-        "smoke",
-        "--seconds",
-        "2",
+        *arguments,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    output, _ = await asyncio.wait_for(process.communicate(), within)
     assert process.returncode == 0, output.decode()
+
+
+async def test_a_short_bench_run_measures_parley_and_pgbench(postgres_admin_dsn: str) -> None:
+    await run_bench(postgres_admin_dsn, "smoke", "--seconds", "2", within=120)
     row = json.loads((BENCH / "results" / "smoke.json").read_text())["results"]
     assert row["parley"]["acked"] > 0
     assert row["parley"]["delivered"] == row["parley"]["acked"]
@@ -41,26 +49,16 @@ async def test_a_short_bench_run_measures_parley_and_pgbench(postgres_admin_dsn:
 async def test_each_peer_acks_and_delivers_every_message_it_accepts(
     postgres_admin_dsn: str, tmp_path: Path
 ) -> None:
-    env = os.environ | {
-        "DATABASE_URL": postgres_admin_dsn,
-        "BENCH_DATABASE": f"parley_bench_{secrets.token_hex(4)}",
-        "BENCH_RESULTS": str(tmp_path),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench",
+    await run_bench(
+        postgres_admin_dsn,
         "peers",
         "--concurrency",
         "2",
         "--seconds",
         "1",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        within=180,
+        results=tmp_path,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 180)
-    assert process.returncode == 0, output.decode()
     [row] = json.loads((tmp_path / "peers.json").read_text())["results"]
     assert row["pgbench_tps"] > 0
     for stack in ("parley", "socketio", "channels"):

@@ -91,6 +91,15 @@ async def until_none_pending(pool: asyncpg.Pool) -> None:
             await asyncio.sleep(0.02)
 
 
+async def john_writes_to_each(world: World, sellers: range, text: str) -> None:
+    """Each seller lists a product, and John writes to them about it: one window each."""
+    for seller in sellers:
+        await store.upsert_user(world.pool, seller, f"Seller {seller}")
+        product, _ = await store.upsert_product(world.pool, seller * 10, seller, "Lamp")
+        conversation, _ = await store.open_conversation(world.pool, world.john.id, product.id)
+        await world.send(conversation.id, world.john, text)
+
+
 async def test_an_offline_recipient_gets_one_notification_for_three_messages(
     notifying: Notifying, world: World
 ) -> None:
@@ -229,11 +238,7 @@ async def test_two_gateways_share_the_outbox_and_deliver_each_notification_once(
     database_url: str, world: World
 ) -> None:
     sellers = range(800, 840)
-    for seller in sellers:
-        await store.upsert_user(world.pool, seller, f"Seller {seller}")
-        product, _ = await store.upsert_product(world.pool, seller * 10, seller, "Lamp")
-        conversation, _ = await store.open_conversation(world.pool, world.john.id, product.id)
-        await world.send(conversation.id, world.john, "still available?")
+    await john_writes_to_each(world, sellers, "still available?")
     async with (
         webhook_receiver() as receiver,
         notifying_gateway(database_url, receiver),
@@ -273,11 +278,7 @@ async def test_notifications_in_flight_when_parley_is_killed_are_delivered_after
     database_url: str, world: World
 ) -> None:
     sellers = range(850, 855)
-    for seller in sellers:
-        await store.upsert_user(world.pool, seller, f"Seller {seller}")
-        product, _ = await store.upsert_product(world.pool, seller * 10, seller, "Bike")
-        conversation, _ = await store.open_conversation(world.pool, world.john.id, product.id)
-        await world.send(conversation.id, world.john, "is it still there?")
+    await john_writes_to_each(world, sellers, "is it still there?")
     port = free_port()
     env = {
         "DATABASE_URL": database_url,

@@ -67,6 +67,14 @@ class Sequence {
   }
 }
 
+/** Receipts move forward only: whether `seq` moves the one kept under `key` (then kept).
+ * @param {Map<string, number>} watermarks @param {string} key @param {number} seq */
+function advances(watermarks, key, seq) {
+  if ((watermarks.get(key) ?? -1) >= seq) return false;
+  watermarks.set(key, seq);
+  return true;
+}
+
 export class ParleyClient {
   /** @param {ParleyClientOptions} options */
   constructor(options) {
@@ -502,8 +510,7 @@ export class ParleyClient {
   /** @param {import("./parley").DeliveredReceipt} receipt */
   _applyDelivered(receipt) {
     const key = `${receipt.conversation_id}:${receipt.recipient_id}`;
-    if ((this._deliveries.get(key) ?? -1) >= receipt.up_to_seq) return;
-    this._deliveries.set(key, receipt.up_to_seq);
+    if (!advances(this._deliveries, key, receipt.up_to_seq)) return;
     this._emit("delivered", {
       conversation_id: receipt.conversation_id,
       recipient_id: receipt.recipient_id,
@@ -541,8 +548,7 @@ export class ParleyClient {
   /** @param {import("./parley").ReadReceipt} receipt */
   _applyRead(receipt) {
     const key = `${receipt.conversation_id}:${receipt.reader_id}`;
-    if ((this._reads.get(key) ?? -1) >= receipt.up_to_seq) return;
-    this._reads.set(key, receipt.up_to_seq);
+    if (!advances(this._reads, key, receipt.up_to_seq)) return;
     this._emit("read", {
       conversation_id: receipt.conversation_id,
       reader_id: receipt.reader_id,

@@ -32,6 +32,15 @@ class _Sequence:
     gap_timer: asyncio.TimerHandle | None = None
 
 
+def _advances(watermarks: dict[tuple[int, int], int], key: tuple[int, int], seq: int) -> bool:
+    """Receipts move forward only: whether ``seq`` moves the one kept under ``key`` (then
+    kept)."""
+    if watermarks.get(key, -1) >= seq:
+        return False
+    watermarks[key] = seq
+    return True
+
+
 class View:
     def __init__(self, emit: Callable[[Event], None], on_gap: Callable[[int], None]) -> None:
         self._emit = emit
@@ -116,16 +125,14 @@ class View:
 
     def apply_read(self, receipt: Frame) -> None:
         key = (receipt["conversation_id"], receipt["reader_id"])
-        if self._reads.get(key, -1) >= receipt["up_to_seq"]:
+        if not _advances(self._reads, key, receipt["up_to_seq"]):
             return
-        self._reads[key] = receipt["up_to_seq"]
         self._emit(ReadEvent(*key, receipt["up_to_seq"], receipt["read_at"]))
 
     def apply_delivered(self, receipt: Frame) -> None:
         key = (receipt["conversation_id"], receipt["recipient_id"])
-        if self._deliveries.get(key, -1) >= receipt["up_to_seq"]:
+        if not _advances(self._deliveries, key, receipt["up_to_seq"]):
             return
-        self._deliveries[key] = receipt["up_to_seq"]
         self._emit(DeliveredEvent(*key, receipt["up_to_seq"], receipt["delivered_at"]))
 
     def apply_typing(self, frame: Frame) -> None:
