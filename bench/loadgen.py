@@ -28,6 +28,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from parley.validation import MAX_SYNC_CONVERSATIONS
+
 _encode = msgspec.json.Encoder().encode
 RECEIPT_WAIT_SECONDS = 0.5  # as the SDKs wait before message.received
 _decode = msgspec.json.Decoder().decode
@@ -77,18 +79,16 @@ class ParleyTarget:
             }
         ).decode()
 
-    def receipt(self, raw: str | bytes, frame_id: str) -> tuple[int, int, str]:
-        """(conversation, seq, the message.received frame confirming up to it) for a
-        message.new, as the SDKs confirm what reaches them."""
+    def received(self, raw: str | bytes) -> tuple[int, int]:
+        """(conversation, seq) of a message.new, to confirm as the SDKs do."""
         message = _decode(raw)["message"]
-        conversation_id, seq = message["conversation_id"], message["seq"]
-        frame = {
-            "type": "message.received",
-            "id": frame_id,
-            "conversation_id": conversation_id,
-            "up_to_seq": seq,
-        }
-        return conversation_id, seq, _encode(frame).decode()
+        return message["conversation_id"], message["seq"]
+
+    def receipts(self, up_to: dict[int, int], frame_id: str) -> str:
+        """The message.received frame confirming each conversation up to its seq, in one
+        frame as the SDKs send them."""
+        frame = {"type": "message.received", "id": frame_id, "conversations": up_to}
+        return _encode(frame).decode()
 
     def classify(self, raw: str | bytes) -> tuple[str, str | None, str | None]:
         frame = _decode(raw)
@@ -201,7 +201,7 @@ class Socket:
         self._reader: asyncio.Task[None] | None = None
         # Confirm deliveries as the SDKs do: per conversation, RECEIPT_WAIT_SECONDS later.
         self._receipts = receipts
-        self._to_confirm: dict[int, tuple[int, str]] = {}
+        self._to_confirm: dict[int, int] = {}
         self._receipt_timer: asyncio.TimerHandle | None = None
         self._receipt_writes: set[asyncio.Task[None]] = set()
 
@@ -236,17 +236,22 @@ class Socket:
             pass
 
     def _confirm(self, raw: str | bytes) -> None:
-        conversation_id, seq, frame = cast(ParleyTarget, self.target).receipt(raw, f"r{next(_ids)}")
-        if seq > self._to_confirm.get(conversation_id, (0, ""))[0]:
-            self._to_confirm[conversation_id] = (seq, frame)
+        conversation_id, seq = cast(ParleyTarget, self.target).received(raw)
+        if seq > self._to_confirm.get(conversation_id, 0):
+            self._to_confirm[conversation_id] = seq
         if self._receipt_timer is None:
             loop = asyncio.get_running_loop()
             self._receipt_timer = loop.call_later(RECEIPT_WAIT_SECONDS, self._send_receipts)
 
     def _send_receipts(self) -> None:
         self._receipt_timer = None
-        frames = [frame for _, frame in self._to_confirm.values()]
+        batch = list(self._to_confirm.items())
         self._to_confirm.clear()
+        target = cast(ParleyTarget, self.target)
+        frames = [
+            target.receipts(dict(batch[start : start + MAX_SYNC_CONVERSATIONS]), f"r{next(_ids)}")
+            for start in range(0, len(batch), MAX_SYNC_CONVERSATIONS)
+        ]
         task = asyncio.create_task(self._write_receipts(frames))
         self._receipt_writes.add(task)
         task.add_done_callback(self._receipt_writes.discard)

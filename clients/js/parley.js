@@ -23,6 +23,7 @@ const DEFAULT_TYPING_INTERVAL_MS = 2000;
 const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
 const GAP_WAIT_MS = 1000; // how long an out-of-order seq may wait before a sync fetches it
 const RECEIPT_WAIT_MS = 500; // message.received waits this long, to cover what comes with it
+const RECEIPTS_PER_FRAME = 100; // the server's bound on message.received's conversations
 const SEND_RETRIES = 5;
 const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it // retryable refusals (rate_limited, unavailable) of one send
 
@@ -520,7 +521,7 @@ export class ParleyClient {
   }
 
   /** A message from the other side reached this device: confirm it (and everything before
-   * it in its conversation) with one message.received per conversation, a moment later.
+   * it in its conversation) with one message.received for all its conversations, a moment later.
    * @param {Message} message */
   _confirmReceived(message) {
     if (!this._autoReceipts || message.sender_id === null) return;
@@ -536,12 +537,12 @@ export class ParleyClient {
     this._receiptTimer = null;
     const batch = [...this._toConfirm];
     this._toConfirm.clear();
-    for (const [conversationId, upToSeq] of batch) {
-      this._request({
-        type: "message.received",
-        conversation_id: conversationId,
-        up_to_seq: upToSeq,
-      }).catch(() => {}); // a lost receipt is sent again by the next message, or by sync
+    // One frame for up to RECEIPTS_PER_FRAME conversations: the server writes each in one
+    // statement.
+    for (let start = 0; start < batch.length; start += RECEIPTS_PER_FRAME) {
+      const conversations = Object.fromEntries(batch.slice(start, start + RECEIPTS_PER_FRAME));
+      // A lost receipt is covered by the next message's, or by sync's.
+      this._request({ type: "message.received", conversations }).catch(() => {});
     }
   }
 

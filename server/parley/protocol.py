@@ -98,10 +98,20 @@ class ConversationRead(Request, tag="conversation.read", frozen=True):
 
 
 class MessageReceived(Request, tag="message.received", frozen=True):
-    """A device confirms that the other side's messages up to ``up_to_seq`` reached it."""
+    """A device confirms that the other side's messages up to ``up_to_seq`` reached it; or,
+    in one frame, for several conversations: ``conversations`` maps each to its
+    ``up_to_seq``. Exactly one of the two forms."""
 
-    conversation_id: Id
-    up_to_seq: Seq
+    conversation_id: Id | None = None
+    up_to_seq: Seq | None = None
+    conversations: Annotated[dict[Id, Seq], msgspec.Meta(max_length=MAX_SYNC_CONVERSATIONS)] = {}
+
+    def __post_init__(self) -> None:
+        single = self.conversation_id is not None and self.up_to_seq is not None
+        if single == bool(self.conversations) or (
+            not single and (self.conversation_id is not None or self.up_to_seq is not None)
+        ):
+            raise ValueError("give conversation_id and up_to_seq, or conversations, and not both")
 
 
 class ConversationDelete(Request, tag="conversation.delete", frozen=True):

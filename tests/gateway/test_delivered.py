@@ -4,6 +4,7 @@ and a read implies delivered, told before the read."""
 
 from __future__ import annotations
 
+from parley import store
 from tests.clients import Gateway
 from tests.test_scale_out import connect, gateways
 from tests.world import World
@@ -64,3 +65,45 @@ async def test_received_stops_at_the_last_message_and_keeps_outsiders_out(
     )
     assert row is not None
     assert tuple(row) == (1, 0)
+
+
+async def test_one_frame_confirms_several_conversations(gateway: Gateway, world: World) -> None:
+    """The batched form: one statement for every conversation in it, one message.delivered
+    for each watermark that moved, and conversations of others ignored, not written."""
+    first = await world.open()
+    phone, _ = await store.upsert_product(world.pool, 7011, world.mary.id, "Pixel 8")
+    second, _ = await store.open_conversation(world.pool, world.john.id, phone.id)
+    elsewhere, _ = await store.open_conversation(world.pool, world.eve.id, world.iphone.id)
+    for conversation in (first, second, first, elsewhere):
+        buyer = world.eve if conversation is elsewhere else world.john
+        await world.send(conversation.id, buyer)
+    async with gateway.connect(world.mary.id) as mary, gateway.connect(world.john.id) as john:
+        ups = {str(first.id): 2, str(second.id): 1, str(elsewhere.id): 1}
+        reply = await mary.ok("message.received", conversations=ups)
+        moved = {(r["conversation_id"], r["up_to_seq"]) for r in reply["receipts"]}
+        assert moved == {(first.id, 2), (second.id, 1), (elsewhere.id, 1)}
+        told = {
+            (frame["conversation_id"], frame["up_to_seq"])
+            for frame in [await john.event("message.delivered") for _ in range(2)]
+        }
+        assert told == {(first.id, 2), (second.id, 1)}
+        again = await mary.ok("message.received", conversations={str(first.id): 1})
+        assert again == {"receipts": []}  # behind the watermark: nothing moves
+
+        async with gateway.connect(world.eve.id) as eve:
+            ignored = await eve.ok("message.received", conversations={str(first.id): 2})
+            assert ignored == {"receipts": []}
+            for fields in (
+                {},
+                {"conversation_id": first.id},
+                {"conversation_id": first.id, "up_to_seq": 1, "conversations": ups},
+                {"conversations": {str(n): 1 for n in range(1, 102)}},
+            ):
+                refused = await eve.error("message.received", **fields)
+                assert refused["code"] == "invalid_frame", fields
+    assert (
+        await world.pool.fetchval(
+            "SELECT buyer_delivered_seq FROM conversations WHERE id = $1", first.id
+        )
+        == 0
+    )

@@ -1,5 +1,5 @@
 """Delivered receipts in the Python SDK: it confirms what reaches the app by itself (live and
-by sync), one message.received per conversation, unless told not to; and it hands the app
+by sync), one message.received for all its conversations, unless told not to; and it hands the app
 each delivered receipt once, forward only."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Delivered receipts the client sends by itself: each message from the other side that
-reaches the app (live or by sync) is confirmed with ``message.received``, one per
-conversation, a moment later, so that what arrives together is confirmed together."""
+reaches the app (live or by sync) is confirmed with ``message.received``, one frame
+for all its conversations, a moment later, so that what arrives together is confirmed together."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from parley_client.events import Frame
 
 RECEIPT_WAIT_SECONDS = 0.5  # what arrives within this is confirmed by one receipt
+RECEIPTS_PER_FRAME = 100  # the server's bound on message.received's conversations
 
 
 class Receipts:
@@ -40,13 +41,12 @@ class Receipts:
 
     def _send(self) -> None:
         self._timer = None
-        batch, self._to_confirm = self._to_confirm, {}
-        for conversation_id, up_to_seq in batch.items():
-            frame = {
-                "type": "message.received",
-                "conversation_id": conversation_id,
-                "up_to_seq": up_to_seq,
-            }
+        batch, self._to_confirm = list(self._to_confirm.items()), {}
+        # One frame for up to RECEIPTS_PER_FRAME conversations: the server writes each in
+        # one statement.
+        for start in range(0, len(batch), RECEIPTS_PER_FRAME):
+            conversations = dict(batch[start : start + RECEIPTS_PER_FRAME])
+            frame = {"type": "message.received", "conversations": conversations}
             self._spawn(self._request(frame))
 
     def cancel(self) -> None:

@@ -117,13 +117,20 @@ class Events:
     async def message_delivered(self, receipt: DeliveryReceipt) -> None:
         """The delivered receipt (the second tick), to every device of the side whose
         messages reached the other side."""
-        event = protocol.MessageDelivered(
-            conversation_id=receipt.conversation_id,
-            recipient_id=receipt.recipient_id,
-            up_to_seq=receipt.up_to_seq,
-            delivered_at=receipt.delivered_at,
-        )
-        await self.publish([receipt.sender_id], event)
+        await self.messages_delivered([receipt])
+
+    async def messages_delivered(self, receipts: Iterable[DeliveryReceipt]) -> None:
+        """Several delivered receipts, handed to the broker together."""
+        batch: list[tuple[str, bytes]] = []
+        for receipt in receipts:
+            event = protocol.MessageDelivered(
+                conversation_id=receipt.conversation_id,
+                recipient_id=receipt.recipient_id,
+                up_to_seq=receipt.up_to_seq,
+                delivered_at=receipt.delivered_at,
+            )
+            batch += _addressed([receipt.sender_id], event)
+        await self._publish(batch)
 
     async def conversation_updated(self, conversation: Conversation, skip: str = "") -> None:
         """A participant's own view of a conversation, to that participant."""

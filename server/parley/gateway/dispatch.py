@@ -201,6 +201,9 @@ async def _read(caller: Caller, frame: protocol.ConversationRead) -> object:
 
 @_handles(protocol.MessageReceived)
 async def _received(caller: Caller, frame: protocol.MessageReceived) -> object:
+    if frame.conversation_id is None or frame.up_to_seq is None:
+        moved = await caller.chat.receipts.received_many(caller.user_id, frame.conversations)
+        return {"receipts": moved}
     return await caller.chat.receipts.received(
         caller.user_id, frame.conversation_id, frame.up_to_seq
     )

@@ -40,6 +40,7 @@ from parley.store.reads import (
     badge_of,
     badges,
     mark_delivered,
+    mark_delivered_many,
     mark_read,
     unread_total,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "inbox",
     "make_offer",
     "mark_delivered",
+    "mark_delivered_many",
     "mark_read",
     "message_versions",
     "messages_after",

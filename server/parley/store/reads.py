@@ -152,6 +152,59 @@ async def mark_delivered(
     )
 
 
+# Several conversations of one recipient ($1), as _MARK_DELIVERED does for one: their rows
+# locked first in id order (the lock order every writer follows), then one UPDATE; only the
+# rows whose watermark moved come back.
+_LOCK_CONVERSATIONS: Final = f"""
+    SELECT id FROM conversations c WHERE id = ANY($2::bigint[]) AND {participant("$1")}
+     ORDER BY id FOR UPDATE
+"""
+_MARK_DELIVERED_MANY: Final = f"""
+    UPDATE conversations c
+       SET buyer_delivered_seq = CASE WHEN c.buyer_id = $1 THEN LEAST(r.up_to_seq, c.last_seq)
+                                      ELSE c.buyer_delivered_seq END,
+           buyer_delivered_at = CASE WHEN c.buyer_id = $1 THEN now() ELSE c.buyer_delivered_at END,
+           seller_delivered_seq = CASE WHEN c.seller_id = $1 THEN LEAST(r.up_to_seq, c.last_seq)
+                                       ELSE c.seller_delivered_seq END,
+           seller_delivered_at = CASE WHEN c.seller_id = $1 THEN now()
+                                      ELSE c.seller_delivered_at END
+      FROM unnest($2::bigint[], $3::bigint[]) AS r(conversation_id, up_to_seq)
+     WHERE c.id = r.conversation_id AND {participant("$1")}
+       AND LEAST(r.up_to_seq, c.last_seq) > CASE WHEN c.buyer_id = $1 THEN c.buyer_delivered_seq
+                                                 ELSE c.seller_delivered_seq END
+    RETURNING c.id AS conversation_id, {peer("$1")} AS sender_id,
+              LEAST(r.up_to_seq, c.last_seq) AS up_to_seq, now() AS delivered_at
+"""
+
+
+async def mark_delivered_many(
+    db: Database, user_id: int, up_to: dict[int, int]
+) -> list[DeliveryReceipt]:
+    """``mark_delivered`` for several conversations (each to its seq) in one transaction:
+    the receipts that moved, in conversation order. Conversations the user is not in, and
+    watermarks at or ahead of the given seq, are left as they are and not returned."""
+    if any(seq < 0 for seq in up_to.values()):
+        raise InvalidArgument("up_to_seq must not be negative")
+    ids = sorted(up_to)
+    async with connection(db) as conn, conn.transaction():
+        await conn.execute(_LOCK_CONVERSATIONS, user_id, ids)
+        rows = await conn.fetch(_MARK_DELIVERED_MANY, user_id, ids, [up_to[i] for i in ids])
+    return sorted(
+        (
+            DeliveryReceipt(
+                conversation_id=row["conversation_id"],
+                recipient_id=user_id,
+                sender_id=row["sender_id"],
+                up_to_seq=row["up_to_seq"],
+                delivered_at=row["delivered_at"],
+                advanced=True,
+            )
+            for row in rows
+        ),
+        key=lambda receipt: receipt.conversation_id,
+    )
+
+
 # One primary-key probe: badges.total is kept by the triggers.
 UNREAD_TOTAL_QUERY: Final = BADGE_OF
 

@@ -63,3 +63,12 @@ class Receipts:
         if receipt.advanced:
             await after_commit(self.events.message_delivered(receipt))
         return receipt
+
+    @use_case
+    async def received_many(self, user_id: int, up_to: dict[int, int]) -> list[DeliveryReceipt]:
+        """``received`` for several conversations, in one statement and one publish: the
+        receipts that moved. Conversations the user is not in are ignored."""
+        receipts = await store.mark_delivered_many(self.pool, user_id, up_to)
+        if receipts:
+            await after_commit(self.events.messages_delivered(receipts))
+        return receipts
