@@ -528,7 +528,7 @@ async def main(args: argparse.Namespace) -> int:
                 args.seconds,
                 args.rounds or 2,
                 args.redis,
-                receipts_for_b=args.receipts,
+                receipts_for={"b": "B", "both": "AB"}.get(args.receipts or "", ""),
             )
         print(f"results: {save('compare', compared, args.seconds)}")
         return 0
@@ -607,8 +607,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--redis", action="store_true", help="compare: fan out through Redis")
     parser.add_argument(
         "--receipts",
-        action="store_true",
-        help="compare: B's recipients confirm deliveries (message.received) as the SDKs do",
+        nargs="?",
+        const="b",
+        choices=("b", "both"),
+        help="compare: B's recipients (or both's) confirm deliveries as the SDKs do",
     )
     parser.add_argument("--docs", action="store_true", help="charts: write into docs/")
     return parser.parse_args(argv)

@@ -305,10 +305,11 @@ async def compare(
     seconds: float,
     rounds: int,
     use_redis: bool = False,
-    receipts_for_b: bool = False,
+    receipts_for: str = "",
 ) -> dict[str, Any]:
-    """A against B; ``receipts_for_b``: B's recipients confirm deliveries as the SDKs do
-    (message.received, which A may not know), so B's figures carry what receipts cost."""
+    """A against B; ``receipts_for``: the labels ("B", "AB") whose recipients confirm
+    deliveries as the SDKs do (message.received, in the form A may not know: "B" alone
+    shows what receipts cost)."""
     with scratch_directory() as scratch:
         print(f"building {rev_a} and {rev_b} in {scratch}", file=sys.stderr, flush=True)
         a, b = await asyncio.gather(
@@ -331,7 +332,7 @@ async def compare(
                             seconds,
                             runs[built.label],
                             redis_url,
-                            receipts=receipts_for_b and built is b,
+                            receipts=built.label in receipts_for,
                         )
                 figures = ratios(runs["A"], runs["B"])
                 print(show(clients, figures), flush=True)
@@ -348,7 +349,7 @@ async def compare(
         "a": {"rev": a.rev, "commit": a.commit},
         "b": {"rev": b.rev, "commit": b.commit},
         "broker": "redis" if use_redis else "memory",
-        "b_sends_receipts": receipts_for_b,
+        "sending_receipts": receipts_for,
         # Both builds are driven by this checkout's load generator and pgbench script.
         "measured_with": _git("rev-parse", "HEAD"),
         "rounds": rounds,

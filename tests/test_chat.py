@@ -321,8 +321,8 @@ async def test_reads_of_state_publish_nothing(
 ) -> None:
     await harness.chat.send(world.john.id, conversation.id, client_msg_id="c1", content="hi")
     await harness.published()
-    user, total, version = await harness.chat.connect(world.mary.id)
-    assert (user.id, total, version) == (world.mary.id, 1, 1)
+    user, total, version, settings = await harness.chat.connect(world.mary.id)
+    assert (user.id, total, version, settings.show_presence) == (world.mary.id, 1, 1, True)
     assert (await harness.chat.get(world.mary.id, conversation.id)).unread_count == 1
     page = await harness.chat.inbox(world.mary.id, None, 20, False)
     assert [c.id for c in page.conversations] == [conversation.id]

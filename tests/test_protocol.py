@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from parley import errors, protocol
+from parley import errors, protocol, server_events
 from parley.models import Message
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
@@ -31,7 +31,7 @@ def test_every_client_frame_type_is_documented_and_nothing_else() -> None:
 
 
 def test_every_server_event_type_is_documented_and_nothing_else() -> None:
-    assert documented_types("Server events") == set(protocol.SERVER_EVENT_TYPES)
+    assert documented_types("Server events") == set(server_events.SERVER_EVENT_TYPES)
 
 
 def all_error_codes() -> set[str]:
@@ -126,7 +126,7 @@ def test_events_encode_with_their_type_first() -> None:
         read_at=None,
         created_at=datetime(2026, 11, 24, 14, 0, tzinfo=UTC),
     )
-    encoded = protocol.encode(protocol.MessageNew(message=message))
+    encoded = protocol.encode(server_events.MessageNew(message=message))
     assert encoded.startswith(b'{"type":"message.new","message":{"id":1,')
     assert msgspec.json.decode(encoded)["message"]["created_at"] == "2026-11-24T14:00:00Z"
     error = protocol.encode(protocol.Error(id="1", code="not_found", message="x"))

@@ -139,6 +139,19 @@ export interface StatusEvent {
   delayMs?: number;
 }
 
+/** Whether a watched user is online; `last_seen_at` is null while online, and for anyone who
+ * may not be seen (no shared conversation, a block, hidden presence). */
+export interface Presence {
+  user_id: number;
+  online: boolean;
+  last_seen_at: string | null;
+}
+
+export interface UserSettings {
+  /** false hides this user's online state and last seen from everyone. */
+  show_presence: boolean;
+}
+
 export interface ParleyEvents {
   message: Message;
   /** A message edited or unsent (by anyone, this client included): replace it by id. */
@@ -149,6 +162,10 @@ export interface ParleyEvents {
   typing: TypingEvent;
   unread: UnreadEvent;
   conversation: Conversation;
+  /** A watched user's presence changed (subscribePresence). */
+  presence: Presence;
+  /** This user's settings changed, here or on another of their devices. */
+  settings: UserSettings;
   status: StatusEvent;
 }
 
@@ -166,7 +183,7 @@ export interface ParleyClientOptions {
   /** A request without a reply for this long means the connection is broken (default 10 s). */
   requestTimeoutMs?: number;
   /** Confirm the other side's messages with message.received as they arrive, live or by
-   * sync, batched per conversation (default true): their sender sees "delivered". */
+   * sync, in one frame per half second (default true): their sender sees "delivered". */
   autoReceipts?: boolean;
 }
 
@@ -197,6 +214,9 @@ export declare class ParleyClient {
   user: User | null;
   limits: Record<string, number>;
   unread: { total: number; version: number };
+  /** The watched users, each with what was last told. */
+  presence: Map<number, Presence>;
+  settings: UserSettings;
   on<K extends keyof ParleyEvents>(event: K, handler: (payload: ParleyEvents[K]) => void): () => void;
   connect(): Promise<void>;
   close(): void;
@@ -212,6 +232,9 @@ export declare class ParleyClient {
   acceptOffer(messageId: number): Promise<OfferAnswer>;
   block(userId: number): Promise<unknown>;
   unblock(userId: number): Promise<unknown>;
+  subscribePresence(userIds: number[]): Promise<Presence[]>;
+  unsubscribePresence(userIds: number[]): Promise<void>;
+  updateSettings(changes: Partial<UserSettings>): Promise<UserSettings>;
   mute(conversationId: number, until?: Date | string): Promise<Conversation>;
   unmute(conversationId: number): Promise<Conversation>;
   declineOffer(messageId: number): Promise<OfferAnswer>;

@@ -24,6 +24,7 @@ const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
 const GAP_WAIT_MS = 1000; // how long an out-of-order seq may wait before a sync fetches it
 const RECEIPT_WAIT_MS = 500; // message.received waits this long, to cover what comes with it
 const RECEIPTS_PER_FRAME = 100; // the server's bound on message.received's conversations
+const PRESENCE_PER_FRAME = 100; // the server's bound on presence.subscribe's user_ids
 const SEND_RETRIES = 5;
 const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it // retryable refusals (rate_limited, unavailable) of one send
 
@@ -95,6 +96,10 @@ export class ParleyClient {
     this._receiptTimer = null;
     /** @type {Map<string, number>} "conversation:recipient" -> highest delivered seq seen */
     this._deliveries = new Map();
+    /** @type {Map<number, import("./parley").Presence>} watched user -> what was last told */
+    this.presence = new Map();
+    /** @type {import("./parley").UserSettings} */
+    this.settings = { show_presence: true };
     /** @type {Status} */
     this.status = "closed";
     /** @type {import("./parley").User | null} */
@@ -133,8 +138,8 @@ export class ParleyClient {
   }
 
   /**
-   * Listen for "message", "updated", "read", "delivered", "typing", "unread", "conversation"
-   * or "status".
+   * Listen for "message", "updated", "read", "delivered", "typing", "unread", "conversation",
+   * "presence", "settings" or "status".
    * @template {keyof ParleyEvents} K
    * @param {K} event
    * @param {(payload: ParleyEvents[K]) => void} handler
@@ -225,8 +230,11 @@ export class ParleyClient {
         }
         const reconnected = this._everOpen;
         this._everOpen = true;
+        // Presence subscriptions belong to a socket: this one takes over the watched users.
+        const watching = this._watchPresence([...this.presence.keys()]);
         await this.sync();
         if (reconnected) await this._discover();
+        await watching;
       } catch (error) {
         // Unauthorized: the server closes with 4401 and onclose decides. Anything else (the
         // token function failed, the socket went) is a reconnect.
@@ -287,6 +295,7 @@ export class ParleyClient {
   _welcome(data) {
     this.user = data.user;
     this.limits = data.limits ?? {};
+    if (data.settings) this._applySettings(data.settings);
     this._applyTotal(data.unread_total, data.unread_version);
   }
 
@@ -376,6 +385,12 @@ export class ParleyClient {
       case "conversation.updated":
         this._learn(frame.conversation);
         this._emit("conversation", frame.conversation);
+        break;
+      case "presence":
+        this._applyPresence(frame);
+        break;
+      case "user.settings":
+        this._applySettings(frame.settings);
         break;
       case "token.expiring":
         this._renewToken();
@@ -731,6 +746,77 @@ export class ParleyClient {
    */
   block(userId) {
     return this._request({ type: "user.block", user_id: userId });
+  }
+
+  /**
+   * Watch whether these users are online, on this socket and every later one: each change
+   * comes as a "presence" event, and `presence` holds the latest. Someone who may not be
+   * seen (no shared conversation, a block, hidden) is offline with no last seen.
+   * @param {number[]} userIds
+   * @returns {Promise<import("./parley").Presence[]>}
+   */
+  async subscribePresence(userIds) {
+    for (const userId of userIds) {
+      if (!this.presence.has(userId)) {
+        this.presence.set(userId, { user_id: userId, online: false, last_seen_at: null });
+      }
+    }
+    return this._watchPresence(userIds);
+  }
+
+  /** Stop watching these users. @param {number[]} userIds @returns {Promise<void>} */
+  async unsubscribePresence(userIds) {
+    for (const userId of userIds) this.presence.delete(userId);
+    for (let start = 0; start < userIds.length; start += PRESENCE_PER_FRAME) {
+      const ids = userIds.slice(start, start + PRESENCE_PER_FRAME);
+      await this._request({ type: "presence.unsubscribe", user_ids: ids });
+    }
+  }
+
+  /** @param {number[]} userIds */
+  async _watchPresence(userIds) {
+    /** @type {import("./parley").Presence[]} */
+    const answers = [];
+    for (let start = 0; start < userIds.length; start += PRESENCE_PER_FRAME) {
+      const ids = userIds.slice(start, start + PRESENCE_PER_FRAME);
+      const data = /** @type {any} */ (
+        await this._request({ type: "presence.subscribe", user_ids: ids })
+      );
+      for (const entry of data.presence) {
+        this._applyPresence(entry);
+        answers.push(entry);
+      }
+    }
+    return answers;
+  }
+
+  /** @param {import("./parley").Presence} entry */
+  _applyPresence(entry) {
+    const known = this.presence.get(entry.user_id);
+    if (!known) return; // unsubscribed meanwhile
+    const next = { user_id: entry.user_id, online: entry.online, last_seen_at: entry.last_seen_at };
+    this.presence.set(entry.user_id, next);
+    if (known.online !== next.online || known.last_seen_at !== next.last_seen_at) {
+      this._emit("presence", next);
+    }
+  }
+
+  /**
+   * Change this user's own settings; `show_presence: false` hides their online state and
+   * last seen from everyone. @param {Partial<import("./parley").UserSettings>} changes
+   * @returns {Promise<import("./parley").UserSettings>}
+   */
+  async updateSettings(changes) {
+    const data = /** @type {any} */ (await this._request({ type: "user.settings", ...changes }));
+    this._applySettings(data.settings);
+    return data.settings;
+  }
+
+  /** @param {import("./parley").UserSettings} settings */
+  _applySettings(settings) {
+    const changed = settings.show_presence !== this.settings.show_presence;
+    this.settings = { ...settings };
+    if (changed) this._emit("settings", this.settings);
   }
 
   /** Take a block back. @param {number} userId @returns {Promise<unknown>} */

@@ -26,6 +26,8 @@ from parley.gateway.endpoint import websocket_endpoint
 from parley.gateway.httpproto import HEADER_TIMEOUT_KEY, ParleyHttpProtocol
 from parley.gateway.shared import Gateway
 from parley.gateway.wsproto import ParleyWebSocketProtocol
+from parley.presence import backend_for
+from parley.presence.service import Presence
 from parley.store.migrate import migrate
 from parley.store.pool import EmbeddedPostgres, create_pool, ensure_database
 from parley.usecases.chat import Chat
@@ -103,11 +105,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 except (asyncpg.PostgresError, OSError) as error:
                     # A demo that cannot seed still serves what is there.
                     log.error("demo seed failed, starting without it: %r", error)
-            broker = broker_from_url(settings.redis_url or "memory://", settings.redis_prefix)
+            broker_url = settings.redis_url or "memory://"
+            broker = broker_from_url(broker_url, settings.redis_prefix)
             hub = Hub(broker)
             await hub.start()
             stack.push_async_callback(hub.stop)
             events = Events(broker)
+            presence = Presence(
+                backend_for(broker_url, settings.redis_prefix, settings.presence_ttl_seconds),
+                pool,
+                hub,
+                events,
+                refresh_seconds=settings.presence_ttl_seconds / 3,
+            )
+            hub.on_sockets = presence.sockets_changed
+            hub.on_presence = presence.on_change
+            hub.on_presence_gap = presence.on_gap
+            stack.push_async_callback(presence.stop)  # before the broker goes
+            refresher = asyncio.create_task(presence.run(), name="presence")
+            stack.push_async_callback(_stop, refresher)
             chat = Chat(
                 pool,
                 events,
@@ -132,10 +148,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 deliver = functools.partial(
                     webhook.post, client, settings.webhook_url, settings.webhook_keys
                 )
-            notifier = Notifier(pool, settings, lambda user: hub.sockets_of(user) > 0, deliver)
+            notifier = Notifier(pool, settings, presence.is_online, deliver)
             dispatcher = asyncio.create_task(notifier.run(), name="notifications")
             stack.push_async_callback(_stop, dispatcher)
-            gateway = app.state.gateway = Gateway(settings, chat, hub)
+            gateway = app.state.gateway = Gateway(settings, chat, hub, presence)
             Gateway.running.add(gateway)
             stack.callback(Gateway.running.discard, gateway)
             stack.callback(gateway.token_deadlines.stop)

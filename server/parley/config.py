@@ -66,6 +66,8 @@ class Settings:
     ping_timeout_seconds: float = 20.0
     # How often each process ends the mutes whose time is up (how late a mute may end).
     mute_sweep_seconds: float = 5.0
+    # How long a killed gateway's users stay online (presence claims in Redis expire).
+    presence_ttl_seconds: float = 30.0
     # Offline notifications (docs/notifications.md): the window, the webhook and its retries.
     notify_delay_seconds: float = 60.0
     notify_poll_seconds: float = 1.0
@@ -129,6 +131,9 @@ class Settings:
                 1, read.integer("PARLEY_SEND_BATCH_IN_FLIGHT", default.send_batch_in_flight)
             ),
             mute_sweep_seconds=read.number("PARLEY_MUTE_SWEEP_SECONDS", default.mute_sweep_seconds),
+            presence_ttl_seconds=max(
+                1.0, read.number("PARLEY_PRESENCE_TTL_SECONDS", default.presence_ttl_seconds)
+            ),
             ping_interval_seconds=read.number(
                 "PARLEY_PING_INTERVAL_SECONDS", default.ping_interval_seconds
             ),

@@ -21,6 +21,13 @@ class User(msgspec.Struct, frozen=True):
     avatar_url: str | None
 
 
+class UserSettings(msgspec.Struct, frozen=True):
+    """A user's own settings. ``show_presence`` false hides their online state and last
+    seen from everyone."""
+
+    show_presence: bool = True
+
+
 class Product(msgspec.Struct, frozen=True):
     id: int
     seller_id: int

@@ -14,7 +14,7 @@ import msgspec
 from starlette import status
 
 from parley.errors import BadJson, InvalidFrame, ParleyError, UnknownType
-from parley.models import Conversation, Message, User
+from parley.models import User, UserSettings
 from parley.validation import (
     MAX_ID,
     MAX_JSON_DEPTH,
@@ -187,6 +187,24 @@ class Sync(Request, tag="sync", frozen=True):
     conversations: Annotated[dict[Id, Seq], msgspec.Meta(max_length=MAX_SYNC_CONVERSATIONS)]
 
 
+MAX_PRESENCE_IDS: Final = 100  # user ids in one presence.subscribe or presence.unsubscribe
+PresenceIds = Annotated[list[Id], msgspec.Meta(min_length=1, max_length=MAX_PRESENCE_IDS)]
+
+
+class PresenceSubscribe(Request, tag="presence.subscribe", frozen=True):
+    user_ids: PresenceIds
+
+
+class PresenceUnsubscribe(Request, tag="presence.unsubscribe", frozen=True):
+    user_ids: PresenceIds
+
+
+class UserSettingsUpdate(Request, tag="user.settings", frozen=True):
+    """Change the caller's settings; a field left out keeps its value."""
+
+    show_presence: bool | None = None
+
+
 ClientFrame = (
     Hello
     | ConversationOpen
@@ -212,6 +230,9 @@ ClientFrame = (
     | UserUnblock
     | ConversationMute
     | ConversationUnmute
+    | PresenceSubscribe
+    | PresenceUnsubscribe
+    | UserSettingsUpdate
 )
 CLIENT_FRAME_TYPES: Final[dict[str, type[Any]]] = {
     str(cls.__struct_config__.tag): cls for cls in get_args(ClientFrame)
@@ -280,81 +301,14 @@ class Error(msgspec.Struct, tag="error", tag_field="type", frozen=True, omit_def
     retry_after_ms: int | None = None
 
 
-class MessageNew(msgspec.Struct, tag="message.new", tag_field="type", frozen=True):
-    message: Message
-
-
-class MessageUpdated(msgspec.Struct, tag="message.updated", tag_field="type", frozen=True):
-    message: Message
-
-
-class MessageRead(msgspec.Struct, tag="message.read", tag_field="type", frozen=True):
-    conversation_id: int
-    reader_id: int
-    up_to_seq: int
-    read_at: datetime
-
-
-class MessageDelivered(msgspec.Struct, tag="message.delivered", tag_field="type", frozen=True):
-    conversation_id: int
-    recipient_id: int
-    up_to_seq: int
-    delivered_at: datetime | None
-
-
-class TypingEvent(msgspec.Struct, tag="typing", tag_field="type", frozen=True):
-    conversation_id: int
-    user_id: int
-    state: Literal["start", "stop"]
-    expires_in_ms: int
-
-
-class Unread(msgspec.Struct, tag="unread", tag_field="type", frozen=True):
-    total: int
-    conversation_id: int
-    count: int
-    version: int  # grows with every change of the user's counters: apply only newer ones
-
-
-class ConversationUpdated(
-    msgspec.Struct, tag="conversation.updated", tag_field="type", frozen=True
-):
-    conversation: Conversation
-
-
-class Resync(msgspec.Struct, tag="resync", tag_field="type", frozen=True):
-    """Live events may have been missed (the broker was unreachable): send `sync`."""
-
-
-class TokenExpiring(msgspec.Struct, tag="token.expiring", tag_field="type", frozen=True):
-    """The socket's token runs out soon: send `hello` again with a fresh one."""
-
-    expires_at: datetime
-    expires_in_ms: int
-
-
 class HelloData(msgspec.Struct, frozen=True):
     user: User
     unread_total: int
     unread_version: int
     connection_id: str
     limits: dict[str, int | float]
+    settings: UserSettings
 
-
-ServerEvent = (
-    MessageNew
-    | MessageUpdated
-    | MessageRead
-    | MessageDelivered
-    | TypingEvent
-    | Unread
-    | ConversationUpdated
-    | Resync
-    | TokenExpiring
-)
-SERVER_EVENT_TYPES: Final[tuple[str, ...]] = tuple(
-    str(cls.__struct_config__.tag) for cls in get_args(ServerEvent)
-)
 
 _encoder = msgspec.json.Encoder()
 

@@ -43,6 +43,9 @@ async def test_a_buyer_and_a_seller_chat_through_the_page(
     await buyer.get_by_role("tab", name="Listings").click()
     await buyer.locator("#listings li", has_text="iPhone 13").click()
     await expect(buyer.locator("#messages .message")).to_have_count(3, timeout=WAIT_MS)
+    # Both are logged in: the buyer's header says the seller is online.
+    presence = buyer.locator("#conversation-presence")
+    await expect(presence).to_have_text("online", timeout=WAIT_MS)
     await buyer.locator("#text").press_sequentially("Is it")
     await expect(phone.locator(".typing-now")).to_have_text("typing…", timeout=WAIT_MS)
 
@@ -66,6 +69,13 @@ async def test_a_buyer_and_a_seller_chat_through_the_page(
     )
     await expect(seller).to_have_title("Parley", timeout=WAIT_MS)
     await expect(phone.locator(".badge")).to_have_count(0)
+
+    # The seller's inbox row has the buyer's online dot; her privacy toggle hides her from him.
+    await expect(phone.locator(".online-dot")).to_be_visible(timeout=WAIT_MS)
+    await seller.get_by_label("Show when I'm online").uncheck()
+    await expect(presence).to_have_text("", timeout=WAIT_MS)
+    await seller.get_by_label("Show when I'm online").check()
+    await expect(presence).to_have_text("online", timeout=WAIT_MS)
 
     # The seller's socket is cut; the buyer sends 3; the seller catches up, once each, in order.
     assert demo_gateway.cut(702) == 1

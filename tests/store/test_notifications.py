@@ -16,6 +16,10 @@ from parley.store.notifications import Window
 from tests.world import World, client_msg_id
 
 
+async def no_skip(user_id: int) -> str | None:
+    return None
+
+
 async def test_messages_to_an_offline_recipient_share_one_window(world: World) -> None:
     conversation = await world.open()
     for _ in range(3):
@@ -68,7 +72,7 @@ async def test_no_message_is_left_outside_every_window(world: World) -> None:
         return "{}"
 
     async def close_due() -> None:
-        while await notifications.close_next_window(world.pool, 0, 30, lambda _: None, build):
+        while await notifications.close_next_window(world.pool, 0, 30, no_skip, build):
             pass
 
     async def keep_closing(senders: asyncio.Future[Any]) -> None:
@@ -92,7 +96,7 @@ async def test_no_message_is_left_outside_every_window(world: World) -> None:
 async def test_a_lost_lease_changes_nothing(world: World, pool: asyncpg.Pool) -> None:
     conversation = await world.open()
     await world.send(conversation.id, world.john)
-    closed = await notifications.close_next_window(pool, 0, 0, lambda _: None, lambda _: "{}")
+    closed = await notifications.close_next_window(pool, 0, 0, no_skip, lambda _: "{}")
     assert closed is not None
     assert closed.claim is not None  # held for no time at all
     [taken_over] = await notifications.claim_due(pool, 30, 10)

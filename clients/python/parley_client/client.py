@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -18,9 +18,12 @@ from parley_client.events import (
     MessageEvent,
     MessageUpdatedEvent,
     ParleyError,
+    PresenceEvent,
     Status,
     StatusEvent,
 )
+from parley_client.offers import OfferCalls
+from parley_client.presence import Presence
 from parley_client.receipts import Receipts
 from parley_client.stream import EventStream
 from parley_client.view import View
@@ -34,7 +37,7 @@ def new_client_msg_id() -> str:
     return uuid.uuid4().hex
 
 
-class ParleyClient:
+class ParleyClient(OfferCalls):
     """``async with ParleyClient(url, token) as client``; ``token`` a str or an async
     function returning one (called again on every reconnect and token renewal)."""
 
@@ -68,6 +71,7 @@ class ParleyClient:
         )
         # message.received for what reaches the app, unless told not to (receipts.py).
         self._receipts = Receipts(self.request, self._connection.spawn, enabled=auto_receipts)
+        self._presence = Presence(self.request, self._emit)
 
     async def __aenter__(self) -> ParleyClient:
         await self.connect()
@@ -106,7 +110,8 @@ class ParleyClient:
 
     def events(self) -> EventStream:
         """Every event from now on: MessageEvent, MessageUpdatedEvent, ReadEvent,
-        DeliveredEvent, TypingEvent, UnreadEvent, ConversationEvent, StatusEvent."""
+        DeliveredEvent, PresenceEvent, SettingsEvent, TypingEvent, UnreadEvent,
+        ConversationEvent, StatusEvent."""
         return EventStream(self._streams)
 
     def _emit(self, event: Event) -> None:
@@ -132,12 +137,15 @@ class ParleyClient:
         self.user = hello["user"]
         self.limits = hello.get("limits", {})
         self._view.apply_total(hello["unread_total"], hello["unread_version"])
+        self._presence.apply_settings(hello.get("settings", {}))
 
     def on_open(self) -> None:
         reconnected, self._ever_open = self._ever_open, True
         self._connection.spawn(self._catch_up(reconnected))
 
     async def _catch_up(self, reconnected: bool) -> None:
+        # Presence subscriptions belong to a socket: this one takes over the watched users.
+        self._connection.spawn(self._presence.watch(list(self._presence.watched)))
         await self.sync()
         if reconnected:
             await self._discover()
@@ -179,6 +187,10 @@ class ParleyClient:
         elif frame["type"] == "conversation.updated":
             view.learn(frame["conversation"])
             self._emit(ConversationEvent(frame["conversation"]))
+        elif frame["type"] == "presence":
+            self._presence.apply(frame)
+        elif frame["type"] == "user.settings":
+            self._presence.apply_settings(frame["settings"])
         elif frame["type"] == "token.expiring":
             self._connection.spawn(self._connection.renew())
         elif frame["type"] == "resync":
@@ -273,41 +285,31 @@ class ParleyClient:
         self._emit(MessageUpdatedEvent(data["message"]))
         return dict(data["message"])
 
-    async def offer(
-        self, conversation_id: int, amount_cents: int, currency: str, content: str = ""
-    ) -> Frame:
-        """Make an offer on the listing; the conversation's open offer is superseded."""
-        metadata = {"amount_cents": amount_cents, "currency": currency}
-        return await self.send(conversation_id, content, type="offer", metadata=metadata)
-
-    async def accept_offer(self, message_id: int) -> Frame:
-        """Accept the other side's open offer: {"offer", "messages"}."""
-        return await self._answer_offer({"type": "offer.accept", "message_id": message_id})
-
-    async def decline_offer(self, message_id: int) -> Frame:
-        return await self._answer_offer({"type": "offer.decline", "message_id": message_id})
-
-    async def counter_offer(self, message_id: int, amount_cents: int) -> Frame:
-        """Counter the other side's open offer with one's own; messages[1] is the counter."""
-        return await self._answer_offer(
-            {"type": "offer.counter", "message_id": message_id, "amount_cents": amount_cents}
-        )
-
-    async def withdraw_offer(self, message_id: int) -> Frame:
-        return await self._answer_offer({"type": "offer.withdraw", "message_id": message_id})
-
-    async def _answer_offer(self, frame: Frame) -> Frame:
-        data: Frame = await self.request(frame)
-        self._emit(MessageUpdatedEvent(data["offer"]))
-        for message in data["messages"]:
-            self._accept(message)
-        return data
-
     async def block(self, user_id: int, *, on: bool = True) -> Frame:
         """Block a user (``on=False``: unblock): no message passes between you, and your
         conversations with them leave your inbox and total."""
         return dict(await self.request({"type": f"user.{'' if on else 'un'}block",
                                         "user_id": user_id}))  # fmt: skip
+
+    async def subscribe_presence(self, user_ids: Iterable[int]) -> list[PresenceEvent]:
+        """Watch whether these users are online, now and after every reconnect: what each
+        is now; each change then comes as a PresenceEvent (``presence`` holds the latest)."""
+        return await self._presence.subscribe(user_ids)
+
+    async def unsubscribe_presence(self, user_ids: Iterable[int]) -> None:
+        await self._presence.unsubscribe(user_ids)
+
+    @property
+    def presence(self) -> dict[int, PresenceEvent]:
+        return dict(self._presence.watched)
+
+    async def update_settings(self, *, show_presence: bool | None = None) -> Frame:
+        """Change this user's settings: ``show_presence=False`` hides their presence."""
+        return await self._presence.update_settings(show_presence=show_presence)
+
+    @property
+    def show_presence(self) -> bool:
+        return self._presence.show_presence
 
     async def mute(self, conversation_id: int, until: str | None = None) -> Frame:
         """Mute a conversation until ``until`` (RFC 3339), or until unmuted."""

@@ -65,6 +65,23 @@ class DeliveredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceEvent:
+    """A watched user's presence changed. ``last_seen_at`` is None while online, and for
+    anyone who may not be seen (no shared conversation, a block, hidden presence)."""
+
+    user_id: int
+    online: bool
+    last_seen_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsEvent:
+    """This user's settings changed, here or on another of their devices."""
+
+    show_presence: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TypingEvent:
     """``typing`` False ends the indicator: a stop, its expiry, a message, a disconnect."""
 
@@ -107,6 +124,8 @@ Event = (
     | MessageUpdatedEvent
     | ReadEvent
     | DeliveredEvent
+    | PresenceEvent
+    | SettingsEvent
     | TypingEvent
     | UnreadEvent
     | ConversationEvent

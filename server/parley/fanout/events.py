@@ -14,10 +14,28 @@ from typing import Literal
 
 import msgspec
 
-from parley import metrics, protocol
+from parley import metrics, protocol, server_events
 from parley.fanout.broker import Broker
-from parley.fanout.hub import envelope, note_envelope, user_channel
-from parley.models import Badge, Conversation, DeliveryReceipt, Message, ReadReceipt
+from parley.fanout.hub import envelope, note_envelope, presence_channel, user_channel
+from parley.models import (
+    Badge,
+    Conversation,
+    DeliveryReceipt,
+    Message,
+    ReadReceipt,
+    UserSettings,
+)
+
+
+class PresenceChange(msgspec.Struct, frozen=True):
+    """What travels on a user's presence channel (to the gateways watching them): their
+    state at ``version`` (presence/backend.py)."""
+
+    online: bool
+    version: int
+
+
+decode_presence_change = msgspec.json.Decoder(PresenceChange).decode
 
 
 class TypingNote(msgspec.Struct, frozen=True):
@@ -70,21 +88,21 @@ class Events:
             assert message.sender_id is not None, "users' messages only"
             assert message.recipient_id is not None, "users' messages only"
             parties = (message.sender_id, message.recipient_id)
-            batch += _addressed(parties, protocol.MessageNew(message=message), skip)
+            batch += _addressed(parties, server_events.MessageNew(message=message), skip)
         await self._publish(batch + self._unread(badges))
 
     async def system_message(
         self, message: Message, user_ids: Iterable[int], skip: str = ""
     ) -> None:
         """message.new of a notice, to the sides it shows for (every socket but ``skip``)."""
-        await self.publish(user_ids, protocol.MessageNew(message=message), skip)
+        await self.publish(user_ids, server_events.MessageNew(message=message), skip)
 
     async def message_updated(self, message: Message, skip: str = "") -> None:
         """An edited or unsent message, to every socket of both participants but ``skip``."""
         assert message.sender_id is not None, "users' messages only"
         assert message.recipient_id is not None, "users' messages only"
         parties = (message.sender_id, message.recipient_id)
-        await self.publish(parties, protocol.MessageUpdated(message=message), skip)
+        await self.publish(parties, server_events.MessageUpdated(message=message), skip)
 
     async def unread(self, badges: Iterable[Badge]) -> None:
         """Each user's badge after their counters changed: this conversation's count, the
@@ -94,7 +112,7 @@ class Events:
     def _unread(self, badges: Iterable[Badge]) -> list[tuple[str, bytes]]:
         batch: list[tuple[str, bytes]] = []
         for badge in badges:
-            event = protocol.Unread(
+            event = server_events.Unread(
                 total=badge.total,
                 conversation_id=badge.conversation_id,
                 count=badge.count,
@@ -106,7 +124,7 @@ class Events:
     async def message_read(self, receipt: ReadReceipt, peer_id: int, skip: str = "") -> None:
         """The read receipt, to the side whose messages were read and to the reader's own
         devices (except ``skip``, the one that read), so that every device agrees."""
-        event = protocol.MessageRead(
+        event = server_events.MessageRead(
             conversation_id=receipt.conversation_id,
             reader_id=receipt.reader_id,
             up_to_seq=receipt.up_to_seq,
@@ -123,7 +141,7 @@ class Events:
         """Several delivered receipts, handed to the broker together."""
         batch: list[tuple[str, bytes]] = []
         for receipt in receipts:
-            event = protocol.MessageDelivered(
+            event = server_events.MessageDelivered(
                 conversation_id=receipt.conversation_id,
                 recipient_id=receipt.recipient_id,
                 up_to_seq=receipt.up_to_seq,
@@ -132,10 +150,20 @@ class Events:
             batch += _addressed([receipt.sender_id], event)
         await self._publish(batch)
 
+    async def presence_changed(self, changes: list[tuple[int, PresenceChange]]) -> None:
+        """Each user's presence state, to the gateways with sockets watching them."""
+        await self._publish(
+            [(presence_channel(user), _encode_note(change)) for user, change in changes]
+        )
+
+    async def settings_changed(self, user_id: int, settings: UserSettings, skip: str = "") -> None:
+        """The user's settings, to their devices but ``skip`` (the one that changed them)."""
+        await self.publish([user_id], server_events.SettingsChanged(settings=settings), skip)
+
     async def conversation_updated(self, conversation: Conversation, skip: str = "") -> None:
         """A participant's own view of a conversation, to that participant."""
         await self.publish(
-            [conversation.viewer_id], protocol.ConversationUpdated(conversation), skip
+            [conversation.viewer_id], server_events.ConversationUpdated(conversation), skip
         )
 
     async def typing(
@@ -164,7 +192,7 @@ class Events:
     ) -> list[tuple[str, bytes]]:
         # The note first: a peer that saw the event knows the note is on its way too.
         note = TypingNote(state, conversation_id, peer_id, origin)
-        event = protocol.TypingEvent(
+        event = server_events.TypingEvent(
             conversation_id=conversation_id,
             user_id=user_id,
             state=state,

@@ -12,15 +12,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
-from parley import metrics, protocol
+from parley import metrics, protocol, server_events
 from parley.fanout.broker import GAP_ALL, Broker, Envelope
 
 log = logging.getLogger(__name__)
 
 _SEPARATOR = b"\n"
-_RESYNC = protocol.encode(protocol.Resync()).decode()
+_RESYNC = protocol.encode(server_events.Resync()).decode()
 
 
 class Socket(Protocol):
@@ -41,6 +41,14 @@ class TooManyConnections(Exception):
 
 def user_channel(user_id: int) -> str:
     return f"user:{user_id}"
+
+
+PRESENCE_PREFIX: Final = "presence:"
+
+
+def presence_channel(user_id: int) -> str:
+    """Where a user's presence changes go, to the gateways with sockets watching them."""
+    return f"{PRESENCE_PREFIX}{user_id}"
 
 
 def envelope(skip: str, event: bytes) -> bytes:
@@ -71,6 +79,11 @@ class Hub:
         self._change = asyncio.Event()
         # Who takes the notes on a user's channel: (user id, note).
         self.on_note: Callable[[int, bytes], None] | None = None
+        # Who hears of sockets coming and going (presence claims): (user id).
+        self.on_sockets: Callable[[int], None] | None = None
+        # Who takes what comes on presence channels (user id, payload), and their gaps.
+        self.on_presence: Callable[[int, bytes], None] | None = None
+        self.on_presence_gap: Callable[[], None] | None = None
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -98,6 +111,20 @@ class Hub:
     def users(self) -> int:
         return len(self._sockets)
 
+    def user_ids(self) -> set[int]:
+        """The users with a socket here."""
+        return set(self._sockets)
+
+    async def watch(self, channel: str) -> None:
+        """Subscribe a channel that no socket's user owns (a presence channel), in the same
+        order as the users' subscriptions."""
+        async with self._subscriptions:
+            await self.broker.subscribe(channel)
+
+    async def unwatch(self, channel: str) -> None:
+        async with self._subscriptions:
+            await self.broker.unsubscribe(channel)
+
     async def add(self, socket: Socket, limit: int) -> None:
         """Register a socket; raise TooManyConnections when its user already has ``limit``."""
         async with self._subscriptions:
@@ -109,6 +136,8 @@ class Hub:
                 sockets = self._sockets[socket.user_id] = set()
             sockets.add(socket)
             self._notify()
+        if self.on_sockets is not None:
+            self.on_sockets(socket.user_id)
 
     async def remove(self, socket: Socket) -> None:
         async with self._subscriptions:
@@ -120,6 +149,8 @@ class Hub:
                 del self._sockets[socket.user_id]
                 await self.broker.unsubscribe(user_channel(socket.user_id))
             self._notify()
+        if self.on_sockets is not None:
+            self.on_sockets(socket.user_id)
 
     async def _listen(self) -> None:
         while True:
@@ -133,6 +164,11 @@ class Hub:
     def _deliver(self, received: Envelope) -> None:
         if not received.payload:
             self._resync(received.channel)
+            return
+        if received.channel.startswith(PRESENCE_PREFIX):
+            if self.on_presence is not None:
+                user = int(received.channel.removeprefix(PRESENCE_PREFIX))
+                self.on_presence(user, received.payload)
             return
         user_id = int(received.channel.removeprefix("user:"))
         sockets = self._sockets.get(user_id)
@@ -150,7 +186,13 @@ class Hub:
                 socket.push(frame)
 
     def _resync(self, channel: str) -> None:
-        """Events may have been lost: tell the affected sockets to sync from Postgres."""
+        """Events may have been lost: tell the affected sockets to sync from Postgres (and
+        presence to read its users' states again)."""
+        if channel == GAP_ALL or channel.startswith(PRESENCE_PREFIX):
+            if self.on_presence_gap is not None:
+                self.on_presence_gap()
+            if channel != GAP_ALL:
+                return
         if channel == GAP_ALL:
             targets = [socket for sockets in self._sockets.values() for socket in sockets]
         else:

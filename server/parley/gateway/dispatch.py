@@ -13,6 +13,7 @@ from typing import Any, Final, Protocol, TypeVar
 from parley import protocol
 from parley.gateway.ratelimit import TokenBucket
 from parley.models import OfferOutcome
+from parley.presence.service import Presence
 from parley.usecases.chat import Chat
 
 
@@ -30,6 +31,11 @@ class Caller(Protocol):
 
     @property
     def message_rate(self) -> TokenBucket: ...
+
+    @property
+    def presence(self) -> Presence: ...
+
+    def push(self, frame: str) -> None: ...
 
     async def renew(self, token: str) -> object: ...
 
@@ -64,6 +70,8 @@ async def _hello_again(caller: Caller, frame: protocol.Hello) -> object:
 @_handles(protocol.ConversationOpen)
 async def _open(caller: Caller, frame: protocol.ConversationOpen) -> object:
     conversation, created = await caller.chat.open(caller.user_id, frame.product_id)
+    if created:  # the two may now see each other's presence
+        await caller.presence.recheck([conversation.buyer_id, conversation.seller_id])
     return {"conversation": conversation, "created": created}
 
 
@@ -159,13 +167,36 @@ async def _withdraw(caller: Caller, frame: protocol.OfferWithdraw) -> object:
 @_handles(protocol.UserBlock)
 async def _block(caller: Caller, frame: protocol.UserBlock) -> object:
     await caller.chat.controls.block(caller.user_id, frame.user_id)
+    await caller.presence.recheck([caller.user_id, frame.user_id])
     return {"user_id": frame.user_id, "blocked": True}
 
 
 @_handles(protocol.UserUnblock)
 async def _unblock(caller: Caller, frame: protocol.UserUnblock) -> object:
     await caller.chat.controls.unblock(caller.user_id, frame.user_id)
+    await caller.presence.recheck([caller.user_id, frame.user_id])
     return {"user_id": frame.user_id, "blocked": False}
+
+
+@_handles(protocol.PresenceSubscribe)
+async def _presence_subscribe(caller: Caller, frame: protocol.PresenceSubscribe) -> object:
+    return {"presence": await caller.presence.subscribe(caller, frame.user_ids)}
+
+
+@_handles(protocol.PresenceUnsubscribe)
+async def _presence_unsubscribe(caller: Caller, frame: protocol.PresenceUnsubscribe) -> object:
+    await caller.presence.unsubscribe(caller, frame.user_ids)
+    return {}
+
+
+@_handles(protocol.UserSettingsUpdate)
+async def _settings(caller: Caller, frame: protocol.UserSettingsUpdate) -> object:
+    settings, changed = await caller.chat.controls.settings(
+        caller.user_id, frame.show_presence, caller.connection_id
+    )
+    if changed:
+        await caller.presence.recheck([caller.user_id])
+    return {"settings": settings}
 
 
 @_handles(protocol.ConversationMute)

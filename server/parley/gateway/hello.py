@@ -13,7 +13,7 @@ from parley.errors import ProtocolError, TooManyConnectionsError, Unauthorized, 
 from parley.fanout.hub import Socket, TooManyConnections
 from parley.gateway.shared import Gateway
 from parley.gateway.tokens import Watched
-from parley.models import User
+from parley.models import User, UserSettings
 from parley.protocol import (
     WS_1011_INTERNAL_ERROR,
     WS_4400_HELLO_EXPECTED,
@@ -83,7 +83,7 @@ async def first_frame(session: Session) -> bool:
         await session.close_socket(WS_4429_TOO_MANY_CONNECTIONS, "too many connections")
         return False
     try:
-        session.user, unread_total, unread_version = await session.chat.connect(user_id)
+        session.user, unread_total, unread_version, settings = await session.chat.connect(user_id)
     except Unavailable as error:
         await gateway.hub.remove(session)
         await session.send_now(error_frame(error, frame.id))
@@ -92,7 +92,7 @@ async def first_frame(session: Session) -> bool:
     except BaseException:
         await gateway.hub.remove(session)
         raise
-    hello = hello_data(session, unread_total, unread_version)
+    hello = hello_data(session, unread_total, unread_version, settings)
     # Straight to the socket: events queued since hub.add follow it through the outbox.
     await session.send_now(protocol.encode(protocol.Ok(id=frame.id, data=hello)).decode())
     session.token_expires_at = identity.expires_at
@@ -100,13 +100,16 @@ async def first_frame(session: Session) -> bool:
     return True
 
 
-def hello_data(session: Session, unread_total: int, unread_version: int) -> protocol.HelloData:
+def hello_data(
+    session: Session, unread_total: int, unread_version: int, settings: UserSettings
+) -> protocol.HelloData:
     return protocol.HelloData(
         user=session.user,
         unread_total=unread_total,
         unread_version=unread_version,
         connection_id=session.connection_id,
         limits=session.gateway.public_limits,
+        settings=settings,
     )
 
 
@@ -117,5 +120,6 @@ async def renew(session: Session, token: str) -> protocol.HelloData:
         raise Unauthorized("the token is for another user; open another socket for them")
     session.token_expires_at = identity.expires_at
     session.gateway.token_deadlines.watch(session)
-    session.user, unread_total, unread_version = await session.chat.connect(session.user_id)
-    return hello_data(session, unread_total, unread_version)
+    user_id = session.user_id
+    session.user, unread_total, unread_version, settings = await session.chat.connect(user_id)
+    return hello_data(session, unread_total, unread_version, settings)

@@ -20,7 +20,7 @@ from typing import Any, Final
 from starlette.types import Receive
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from parley import metrics, protocol
+from parley import metrics, protocol, server_events
 from parley.errors import (
     BinaryFrame,
     ParleyError,
@@ -34,6 +34,7 @@ from parley.gateway.shared import Gateway
 from parley.gateway.wsproto import ABORT_AFTER_SECONDS, TRANSPORT_GONE
 from parley.logs import request_id
 from parley.models import User
+from parley.presence.service import Presence
 from parley.protocol import (
     WS_1008_POLICY_VIOLATION,
     WS_1011_INTERNAL_ERROR,
@@ -108,6 +109,10 @@ class Session:
     def message_rate(self) -> TokenBucket:
         return self.gateway.message_rates.of(self.user_id)
 
+    @property
+    def presence(self) -> Presence:
+        return self.gateway.presence
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -139,6 +144,7 @@ class Session:
                 await self.close_socket(*self._close)
                 await self._until_gone()
         finally:
+            await self.presence.forget(self)
             # Only now: a socket on its way out counts against its user's limit until gone.
             await self.gateway.hub.remove(self)
             self.gateway.forget_user(self.user_id)
@@ -150,7 +156,7 @@ class Session:
     def token_expiring(self, expires_at: float) -> None:
         left = max(0, round((expires_at - time.time()) * 1000))
         at = datetime.fromtimestamp(expires_at, UTC)
-        self.push(protocol.encode(protocol.TokenExpiring(at, left)).decode())
+        self.push(protocol.encode(server_events.TokenExpiring(at, left)).decode())
 
     def token_expired(self) -> None:
         self.close_soon(WS_4411_TOKEN_EXPIRED, "token expired; say hello again before it runs out")

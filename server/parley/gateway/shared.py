@@ -12,6 +12,7 @@ from parley.fanout.hub import Hub
 from parley.gateway.auth import TokenVerifier
 from parley.gateway.ratelimit import PerUser
 from parley.gateway.tokens import TokenDeadlines
+from parley.presence.service import Presence
 from parley.usecases.chat import Chat
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,12 @@ class Gateway:
     # The gateways serving in this process, for the server's graceful shutdown.
     running: ClassVar[set[Gateway]] = set()
 
-    def __init__(self, settings: Settings, chat: Chat, hub: Hub) -> None:
+    def __init__(self, settings: Settings, chat: Chat, hub: Hub, presence: Presence) -> None:
         self.settings = settings
         self.limits = settings.limits
         self.chat = chat
         self.hub = hub
+        self.presence = presence
         self.verifier = TokenVerifier.from_settings(settings)
         self.message_rates = PerUser(self.limits.messages_per_second, self.limits.message_burst)
         self.token_deadlines = TokenDeadlines()

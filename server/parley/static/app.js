@@ -7,6 +7,7 @@ import {
   loadOlder,
   markRead,
   place,
+  renderHead,
   renderSeen,
   renderTyping,
   replace,
@@ -16,6 +17,7 @@ import {
 import { el, byId, show } from "/static/dom.js";
 import { refreshInbox, remember, renderInbox, selectTab } from "/static/inbox.js";
 import { makeOffer } from "/static/offers.js";
+import { bindPrivacy, renderPrivacy } from "/static/presence.js";
 import { state } from "/static/state.js";
 
 async function start() {
@@ -82,6 +84,11 @@ async function login(who) {
   client.on("read", onRead);
   client.on("delivered", onDelivered);
   client.on("typing", onTyping);
+  client.on("presence", () => {
+    renderInbox();
+    renderHead();
+  });
+  client.on("settings", renderPrivacy);
   show(byId("login"), false);
   show(byId("chat"), true);
   try {
@@ -93,6 +100,8 @@ async function login(who) {
   state.me = client.user?.id ?? 0;
   byId("me").textContent = client.user?.display_name || `user ${state.me}`;
   show(byId("logout"), true);
+  renderPrivacy();
+  show(byId("privacy"), true);
   show(byId("listings-tab"), Boolean(state.demo));
 }
 
@@ -104,6 +113,7 @@ function logout() {
   state.conversations.clear();
   closeConversation();
   show(byId("logout"), false);
+  show(byId("privacy"), false);
   byId("me").textContent = "";
   document.title = "Parley";
   showLogin();
@@ -247,6 +257,7 @@ byId("text").addEventListener("keydown", (event) => {
   if (event.key === "Escape" && state.editing != null) stopEditing();
 });
 byId("logout").addEventListener("click", logout);
+bindPrivacy();
 for (const button of document.querySelectorAll("[data-tab]")) {
   button.addEventListener("click", () => selectTab(button.getAttribute("data-tab") ?? "inbox"));
 }

@@ -3,6 +3,7 @@
 import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
 import { renderInbox } from "/static/inbox.js";
 import { offerCard } from "/static/offers.js";
+import { presenceText, watchPeers } from "/static/presence.js";
 import { state } from "/static/state.js";
 
 const PAGE = 30; // messages per history page
@@ -16,6 +17,7 @@ export async function openConversation(conversation) {
   byId("messages").replaceChildren();
   renderTyping();
   renderHead();
+  watchPeers();
   show(byId("conversation"), true);
   show(byId("placeholder"), false);
   byId("chat").classList.add("open");
@@ -45,6 +47,7 @@ export function renderHead() {
   const price = formatMoney(conversation.product.price_cents, conversation.product.currency);
   const forSale = status === "active" ? "" : ` · ${status[0].toUpperCase()}${status.slice(1)}`;
   byId("conversation-peer").textContent = `${conversation.peer.display_name} · ${price}${forSale}`;
+  byId("conversation-presence").textContent = presenceText(conversation.peer.id);
   const image = /** @type {HTMLImageElement} */ (byId("conversation-image"));
   const url = conversation.product.image_url ?? "";
   if (url.startsWith("https://") || url.startsWith("/")) image.src = url;

@@ -2,6 +2,7 @@
 
 import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
 import { openConversation, renderHead, renderSeen, rerender } from "/static/conversation.js";
+import { isOnline, watchPeers } from "/static/presence.js";
 import { state } from "/static/state.js";
 
 export async function refreshInbox() {
@@ -13,6 +14,7 @@ export async function refreshInbox() {
   state.conversations.clear();
   for (const conversation of page.conversations) state.conversations.set(conversation.id, conversation);
   renderInbox();
+  watchPeers();
 }
 
 /** @param {any} conversation */
@@ -44,6 +46,9 @@ export function renderInbox() {
         picture(conversation.product),
         el("div", { class: "summary" }, [
           el("div", { class: "line" }, [
+            isOnline(conversation.peer.id)
+              ? el("span", { class: "online-dot", role: "img", "aria-label": "online" })
+              : "",
             el("span", { class: "title" }, [conversation.product.title]),
             el("time", {}, [formatTime(conversation.last_message_at)]),
           ]),

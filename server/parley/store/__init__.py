@@ -33,6 +33,7 @@ from parley.store.messages import (
     send_message,
 )
 from parley.store.offers import OfferAction, answer_offer, make_offer
+from parley.store.presence import presence_visible, seen_now, set_show_presence
 from parley.store.reads import (
     BADGES_QUERY,
     MARK_READ_QUERY,
@@ -84,12 +85,15 @@ __all__ = [
     "open_conversation",
     "participants",
     "participants_shown",
+    "presence_visible",
     "recount_counters",
     "report_cases",
     "report_message",
     "resolve_report",
+    "seen_now",
     "send_many",
     "send_message",
+    "set_show_presence",
     "unarchive",
     "unblock",
     "unmute",

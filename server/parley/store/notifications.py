@@ -8,7 +8,7 @@ stalled, or was killed and is back) can no longer change a row another process t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -102,7 +102,7 @@ async def close_next_window(
     db: Database,
     delay_seconds: float,
     lease_seconds: float,
-    skip_before_reading: Callable[[int], str | None],
+    skip_before_reading: Callable[[int], Awaitable[str | None]],
     build: Callable[[Window], str],
 ) -> Closed | None:
     """Close the longest-open due window, if any, in one transaction: skipped for the reason
@@ -114,7 +114,7 @@ async def close_next_window(
         if due is None:
             return None
         user_id = due["user_id"]
-        reason = skip_before_reading(user_id)
+        reason = await skip_before_reading(user_id)
         body = None
         if reason is None:
             rows = await conn.fetch(_UNREAD_CONVERSATIONS, user_id)

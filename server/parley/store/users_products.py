@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 import asyncpg
 
 from parley.errors import Forbidden, NotFound, NotReserved
-from parley.models import Product, User
+from parley.models import Product, User, UserSettings
 from parley.store._sql import PRODUCT_COLUMNS, connection, shown_total
 from parley.validation import check_id, check_name, check_product, check_url
 
@@ -39,17 +39,17 @@ async def upsert_user(
 
 # The hello: the user and their badge in one read (no commit), for every connect.
 _USER_AND_BADGE: Final = f"""
-    SELECT u.id, u.display_name, u.avatar_url,
+    SELECT u.id, u.display_name, u.avatar_url, u.show_presence,
            {shown_total("u.id")} AS unread_total, coalesce(b.version, 0) AS unread_version
       FROM users u LEFT JOIN badges b ON b.user_id = u.id
      WHERE u.id = $1
 """
 
 
-async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int]:
-    """The user, their unread total and its badge version; a user the marketplace has not
-    synced yet is created with an empty profile (a valid token proves the marketplace knows
-    them).
+async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int, UserSettings]:
+    """The user, their unread total, its badge version and their settings; a user the
+    marketplace has not synced yet is created with an empty profile (a valid token proves
+    the marketplace knows them).
 
     One read for a known user, so a reconnect storm costs no commits.
     """
@@ -60,7 +60,8 @@ async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int]:
         row = await db.fetchrow(_USER_AND_BADGE, user_id)
         assert row is not None
     user = User(id=row["id"], display_name=row["display_name"], avatar_url=row["avatar_url"])
-    return user, int(row["unread_total"]), int(row["unread_version"])
+    settings = UserSettings(show_presence=row["show_presence"])
+    return user, int(row["unread_total"]), int(row["unread_version"]), settings
 
 
 async def get_product(db: Database, product_id: int) -> Product:

@@ -30,6 +30,7 @@ from parley.models import (
     SentMessage,
     SyncResult,
     User,
+    UserSettings,
 )
 from parley.store import SendRequest
 from parley.store.pool import DATABASE_DOWN
@@ -87,9 +88,9 @@ class Chat:
     # --- a user's requests ---------------------------------------------------------------
 
     @use_case
-    async def connect(self, user_id: int) -> tuple[User, int, int]:
-        """A device says hello: the user (created on first sight), their unread total and
-        its badge version."""
+    async def connect(self, user_id: int) -> tuple[User, int, int, UserSettings]:
+        """A device says hello: the user (created on first sight), their unread total, its
+        badge version and their settings."""
         return await store.ensure_user(self.pool, user_id)
 
     @use_case

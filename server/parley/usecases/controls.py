@@ -1,6 +1,6 @@
 """Use cases for what a user controls about who reaches them: ``user.block`` and
 ``user.unblock`` (a person), ``conversation.mute`` and ``conversation.unmute`` (one
-conversation), and the sweep that ends mutes whose time is up.
+conversation), the sweep that ends mutes whose time is up, and ``user.settings``.
 
 Each commits (store/controls.py), then tells the user's own devices only: each conversation
 it touched, as they now see it (``conversation.updated``), and their badge (``unread``),
@@ -17,7 +17,7 @@ import asyncpg
 
 from parley import store
 from parley.fanout.events import Events
-from parley.models import Conversation
+from parley.models import Conversation, UserSettings
 from parley.usecases.base import after_commit, use_case
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,20 @@ class Controls:
         conversation = await store.unmute(self.pool, user_id, conversation_id)
         await after_commit(self._tell(user_id, [conversation_id], connection_id))
         return conversation
+
+    @use_case
+    async def settings(
+        self, user_id: int, show_presence: bool | None, connection_id: str = ""
+    ) -> tuple[UserSettings, bool]:
+        """Change the user's settings (a None keeps its value): them after, and whether they
+        changed. The user's other devices get them when they did."""
+        changed = False
+        if show_presence is not None:
+            changed = await store.set_show_presence(self.pool, user_id, show_presence)
+        _, _, _, settings = await store.ensure_user(self.pool, user_id)
+        if changed:
+            await after_commit(self.events.settings_changed(user_id, settings, connection_id))
+        return settings, changed
 
     async def end_mutes(self) -> None:
         """End the mutes whose time is up, and tell each user's devices."""

@@ -100,13 +100,14 @@ Deliver = Callable[[str, bytes], Awaitable[Outcome]]
 
 @dataclass
 class Notifier:
-    """One process's dispatcher. ``is_online(user_id)``: whether the user has a live socket;
+    """One process's dispatcher. ``is_online(user_id)``: whether the user has a live socket
+    on any gateway (presence);
     ``deliver``: one attempt, or None when no webhook is configured (every window is then
     closed as skipped, `no_webhook`)."""
 
     pool: asyncpg.Pool
     settings: Settings
-    is_online: Callable[[int], bool]
+    is_online: Callable[[int], Awaitable[bool]]
     deliver: Deliver | None
 
     async def run(self) -> None:
@@ -191,11 +192,14 @@ class Notifier:
                 start(claim)
         return max(closed, len(claimed))
 
-    def _skip_before_reading(self, user_id: int) -> str | None:
+    async def _skip_before_reading(self, user_id: int) -> str | None:
         if self.deliver is None:
             return "no_webhook"
-        if self.is_online(user_id):
-            return "online"
+        try:
+            if await self.is_online(user_id):
+                return "online"
+        except Exception as error:  # presence unknown: better a notification too many
+            log.warning("presence of user %d unknown: %r", user_id, error)
         return None
 
     async def _attempt(self, claim: Claim, slots: asyncio.Semaphore) -> None:
