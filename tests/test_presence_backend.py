@@ -25,7 +25,9 @@ async def gateways(broker_url: str, channel_prefix: str) -> AsyncIterator[list[P
             await backend.stop()
 
 
-async def test_online_while_any_gateway_claims_and_decided_once(gateways: list[PresenceBackend]) -> None:
+async def test_online_while_any_gateway_claims_and_decided_once(
+    gateways: list[PresenceBackend],
+) -> None:
     a, b, c = gateways
     went_online = await a.claim(USER)
     assert went_online is not None
