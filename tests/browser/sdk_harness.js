@@ -2,7 +2,7 @@
 // every event is logged for the test to read. Tokens come from the test (window.freshToken).
 import { ParleyClient } from "/parley.js";
 
-const log = { messages: [], unread: [], typing: [], status: [], tokens: 0 };
+const log = { messages: [], unread: [], typing: [], status: [], presence: [], tokens: 0 };
 
 window.harness = {
   log,
@@ -21,6 +21,7 @@ window.harness = {
     client.on("unread", (badge) => log.unread.push(badge));
     client.on("typing", (typing) => log.typing.push(typing));
     client.on("status", (status) => log.status.push(status.state));
+    client.on("presence", (presence) => log.presence.push(presence));
     window.harness.client = client;
     await client.connect();
     return client.user.id;

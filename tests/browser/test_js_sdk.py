@@ -179,3 +179,23 @@ async def test_a_conversation_begun_while_away_is_announced_after_the_reconnect(
         await eve.ok("message.send", conversation_id=conversation_id, client_msg_id="e2",
                      content="I can pick it up today.")  # fmt: skip
         await harness.until("([c]) => window.harness.seqs(c).join() === '2'", conversation_id)
+
+
+async def test_presence_is_watched_again_after_a_reconnect(
+    cast: World, roomy_gateway: Gateway, harness: Harness
+) -> None:
+    await harness.start()
+    await harness.call("([p]) => window.harness.client.openConversation(p)", 7010)
+    [answer] = await harness.call("([u]) => window.harness.client.subscribePresence([u])", 702)
+    assert answer == {"user_id": 702, "online": False, "last_seen_at": None}
+    online = "([u, o]) => window.harness.client.presence.get(u)?.online === o"
+    async with roomy_gateway.connect(702):
+        await harness.until(online, 702, True)
+        assert roomy_gateway.cut(701) == 1  # the SDK reconnects, and watches Mary again
+        reopened = "() => window.harness.log.status.slice(-2).join() === 'reconnecting,open'"
+        await harness.until(reopened)
+    await harness.until(online, 702, False)
+    told = await harness.call("() => window.harness.log.presence")
+    assert told[-1]["online"] is False
+    assert told[-1]["last_seen_at"] is not None
+
