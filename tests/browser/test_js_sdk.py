@@ -198,4 +198,3 @@ async def test_presence_is_watched_again_after_a_reconnect(
     told = await harness.call("() => window.harness.log.presence")
     assert told[-1]["online"] is False
     assert told[-1]["last_seen_at"] is not None
-
