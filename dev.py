@@ -6,6 +6,7 @@
     python3 dev.py test --latest    # the same in a throw-away venv of the newest allowed releases
     python3 dev.py lock             # re-resolve requirements/*.txt from pyproject.toml (uv)
     python3 dev.py bench s1         # a benchmark (bench/), with the test lock's tools
+    python3 dev.py screenshots      # the README's screenshots, from a fresh demo in Chromium
     python3 dev.py demo             # any other word runs that `parley` command: demo, token 701
 
 Every install comes from requirements/run.txt or requirements/test.txt, with hashes, and
@@ -188,9 +189,11 @@ def redis_major_version() -> int:
 
 
 def check_js_sdk() -> int:
-    """tsc --noEmit over the SDK's hand-kept types (TypeScript from npm ci, into node_modules)."""
+    """tsc --noEmit over the SDK's hand-kept types (TypeScript, and axe-core for the browser
+    tests, from npm ci into node_modules)."""
     npm = shutil.which("npm") or "npm"
-    if not (JS_SDK / "node_modules" / ".bin" / "tsc").exists():
+    needed = [JS_SDK / "node_modules" / ".bin" / "tsc", JS_SDK / "node_modules" / "axe-core"]
+    if not all(path.exists() for path in needed):
         code = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_SDK).returncode
         if code != 0:
             return code
@@ -274,6 +277,10 @@ def main(argv: list[str]) -> int:
         ensure_venv("test")
         return run_checks_and_tests(_bin(VENV), rest)
     os.chdir(ROOT)  # .parley/ and bench/ are the checkout's
+    if command == "screenshots":  # the README's, from a fresh demo in Chromium
+        ensure_venv("test")  # Playwright is in the test lock
+        python = str(_bin(VENV) / "python")
+        os.execv(python, [python, str(ROOT / "docs" / "screenshots.py")])
     if command == "bench":
         ensure_venv("test")  # the bench's peers and charts are in the test lock
         python = str(_bin(VENV) / "python")

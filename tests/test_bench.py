@@ -37,7 +37,7 @@ async def run_bench(
 
 
 async def test_a_short_bench_run_measures_parley_and_pgbench(postgres_admin_dsn: str) -> None:
-    await run_bench(postgres_admin_dsn, "smoke", "--seconds", "2", within=120)
+    await run_bench(postgres_admin_dsn, "smoke", "--seconds", "1", within=120)
     row = json.loads((BENCH / "results" / "smoke.json").read_text())["results"]
     assert row["parley"]["acked"] > 0
     assert row["parley"]["delivered"] == row["parley"]["acked"]

@@ -232,6 +232,7 @@ export declare class ParleyClient {
   acceptOffer(messageId: number): Promise<OfferAnswer>;
   block(userId: number): Promise<unknown>;
   unblock(userId: number): Promise<unknown>;
+  blockedUsers(): Promise<User[]>;
   subscribePresence(userIds: number[]): Promise<Presence[]>;
   unsubscribePresence(userIds: number[]): Promise<void>;
   updateSettings(changes: Partial<UserSettings>): Promise<UserSettings>;

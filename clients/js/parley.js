@@ -25,8 +25,8 @@ const GAP_WAIT_MS = 1000; // how long an out-of-order seq may wait before a sync
 const RECEIPT_WAIT_MS = 500; // message.received waits this long, to cover what comes with it
 const RECEIPTS_PER_FRAME = 100; // the server's bound on message.received's conversations
 const PRESENCE_PER_FRAME = 100; // the server's bound on presence.subscribe's user_ids
-const SEND_RETRIES = 5;
-const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it // retryable refusals (rate_limited, unavailable) of one send
+const SEND_RETRIES = 5; // retryable refusals (rate_limited, unavailable) of one send
+const DISCOVER_PAGE = 50; // inbox rows read after a reconnect for conversations new to it
 
 /** An `error` reply, or the client closing with the request unanswered. */
 export class ParleyError extends Error {
@@ -817,6 +817,13 @@ export class ParleyClient {
     const changed = settings.show_presence !== this.settings.show_presence;
     this.settings = { ...settings };
     if (changed) this._emit("settings", this.settings);
+  }
+
+  /** The people this user blocked, most recent first.
+   * @returns {Promise<import("./parley").User[]>} */
+  async blockedUsers() {
+    const data = /** @type {any} */ (await this._request({ type: "user.blocks" }));
+    return data.users;
   }
 
   /** Take a block back. @param {number} userId @returns {Promise<unknown>} */

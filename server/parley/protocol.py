@@ -165,6 +165,10 @@ class UserUnblock(Request, tag="user.unblock", frozen=True):
     user_id: Id
 
 
+class UserBlocks(Request, tag="user.blocks", frozen=True):
+    """The people the caller blocked, most recent first."""
+
+
 class ConversationMute(Request, tag="conversation.mute", frozen=True):
     conversation_id: Id
     # RFC 3339 with an offset; null: until unmuted.
@@ -228,6 +232,7 @@ ClientFrame = (
     | OfferWithdraw
     | UserBlock
     | UserUnblock
+    | UserBlocks
     | ConversationMute
     | ConversationUnmute
     | PresenceSubscribe

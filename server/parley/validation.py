@@ -56,6 +56,7 @@ MAX_NAME_CHARS: Final = 200
 MAX_OFFER_AMOUNT: Final = 2**53
 # Conversations in one sync frame.
 MAX_SYNC_CONVERSATIONS: Final = 100
+MAX_LISTED_BLOCKS: Final = 500  # user.blocks lists the most recent this many
 # ISO 4217; the schema's CHECK on products.currency says the same. fullmatch: Python's `$`
 # would also match before a final newline.
 CURRENCY: Final = re.compile(r"[A-Z]{3}")

@@ -97,7 +97,17 @@ async def test_bad_blocks_are_refused(gateway: Gateway, world: World) -> None:
         assert (await john.error("user.block", user_id=0))["code"] == "invalid_frame"
         await john.ok("user.block", user_id=703)
         await john.ok("user.block", user_id=703)  # again: nothing changes
-        assert await store.blocked_users(world.pool, 701) == [703]
+        assert [user.id for user in await store.blocked_users(world.pool, 701)] == [703]
+        await john.ok("user.block", user_id=702)
+        listed = await john.ok("user.blocks")
+        assert listed == {
+            "users": [
+                {"id": 702, "display_name": "Mary", "avatar_url": None},
+                {"id": 703, "display_name": "Eve", "avatar_url": None},
+            ]
+        }
+        await john.ok("user.unblock", user_id=702)
+        assert [user["id"] for user in (await john.ok("user.blocks"))["users"]] == [703]
 
 
 async def test_a_muted_conversation_counts_but_not_in_the_total_everywhere(

@@ -291,6 +291,11 @@ class ParleyClient(OfferCalls):
         return dict(await self.request({"type": f"user.{'' if on else 'un'}block",
                                         "user_id": user_id}))  # fmt: skip
 
+    async def blocked_users(self) -> list[Frame]:
+        """The people this user blocked, most recent first."""
+        users: list[Frame] = (await self.request({"type": "user.blocks"}))["users"]
+        return users
+
     async def subscribe_presence(self, user_ids: Iterable[int]) -> list[PresenceEvent]:
         """Watch whether these users are online, now and after every reconnect: what each
         is now; each change then comes as a PresenceEvent (``presence`` holds the latest)."""

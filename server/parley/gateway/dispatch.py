@@ -178,6 +178,11 @@ async def _unblock(caller: Caller, frame: protocol.UserUnblock) -> object:
     return {"user_id": frame.user_id, "blocked": False}
 
 
+@_handles(protocol.UserBlocks)
+async def _blocks(caller: Caller, frame: protocol.UserBlocks) -> object:
+    return {"users": await caller.chat.controls.blocked(caller.user_id)}
+
+
 @_handles(protocol.PresenceSubscribe)
 async def _presence_subscribe(caller: Caller, frame: protocol.PresenceSubscribe) -> object:
     return {"presence": await caller.presence.subscribe(caller, frame.user_ids)}

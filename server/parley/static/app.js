@@ -16,6 +16,7 @@ import {
 } from "/static/conversation.js";
 import { el, byId, show } from "/static/dom.js";
 import { refreshInbox, remember, renderInbox, selectTab } from "/static/inbox.js";
+import { explain, say } from "/static/notices.js";
 import { makeOffer } from "/static/offers.js";
 import { bindPrivacy, renderPrivacy } from "/static/presence.js";
 import { state } from "/static/state.js";
@@ -205,11 +206,14 @@ byId("composer").addEventListener("submit", async (event) => {
   const editing = state.editing;
   if (editing != null) stopEditing();
   input.value = "";
+  const notice = byId("composer-notice");
   try {
     if (editing != null) await state.client.edit(editing, content);
     else await state.client.send(conversation.id, content);
+    say(notice, "");
   } catch (error) {
-    console.warn("not sent:", error);
+    // The text comes back to the box, and the page says why it did not go.
+    say(notice, explain(error, editing != null ? "edit" : "send"));
     if (!input.value) input.value = content;
   }
 });
@@ -222,9 +226,13 @@ byId("messages").addEventListener("scroll", () => {
 byId("archive").addEventListener("click", async () => {
   const conversation = state.open;
   if (!conversation || !state.client) return;
-  if (conversation.archived) await state.client.unarchive(conversation.id);
-  else await state.client.archive(conversation.id);
-  closeConversation();
+  try {
+    if (conversation.archived) await state.client.unarchive(conversation.id);
+    else await state.client.archive(conversation.id);
+    closeConversation();
+  } catch (error) {
+    say(byId("head-notice"), explain(error, "archive"));
+  }
 });
 byId("mute").addEventListener("click", async () => {
   const conversation = state.open;
@@ -233,7 +241,7 @@ byId("mute").addEventListener("click", async () => {
     if (conversation.muted_until) await state.client.unmute(conversation.id);
     else await state.client.mute(conversation.id);
   } catch (error) {
-    console.warn("mute refused:", error);
+    say(byId("head-notice"), explain(error, "mute"));
   }
 });
 byId("block").addEventListener("click", async () => {
@@ -247,7 +255,7 @@ byId("block").addEventListener("click", async () => {
       closeConversation();
     }
   } catch (error) {
-    console.warn("block refused:", error);
+    say(byId("head-notice"), explain(error, "block"));
   }
 });
 byId("back").addEventListener("click", closeConversation);

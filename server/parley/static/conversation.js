@@ -3,6 +3,7 @@
 import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
 import { renderInbox } from "/static/inbox.js";
 import { offerCard } from "/static/offers.js";
+import { explain, say, sayUnder } from "/static/notices.js";
 import { presenceText, watchPeers } from "/static/presence.js";
 import { state } from "/static/state.js";
 
@@ -14,7 +15,10 @@ export async function openConversation(conversation) {
   if (!client) return;
   state.open = conversation;
   state.messages.clear();
-  byId("messages").replaceChildren();
+  const list = byId("messages");
+  list.replaceChildren();
+  say(byId("composer-notice"), "");
+  say(byId("head-notice"), "");
   renderTyping();
   renderHead();
   watchPeers();
@@ -22,10 +26,13 @@ export async function openConversation(conversation) {
   show(byId("placeholder"), false);
   byId("chat").classList.add("open");
   renderInbox();
+  // The history is not news: a screen reader reads out only what arrives after it.
+  list.setAttribute("aria-busy", "true");
   const messages = await client.history(conversation.id, { limit: PAGE });
   if (state.open?.id !== conversation.id) return;
   state.oldestSeq = messages.length ? messages[0].seq : 0;
   for (const message of messages) place(message);
+  list.setAttribute("aria-busy", "false");
   scrollToEnd();
   markRead();
   byId("text").focus();
@@ -48,7 +55,10 @@ export function renderHead() {
   const forSale = status === "active" ? "" : ` · ${status[0].toUpperCase()}${status.slice(1)}`;
   byId("conversation-peer").textContent = `${conversation.peer.display_name} · ${price}${forSale}`;
   byId("conversation-presence").textContent = presenceText(conversation.peer.id);
+  // An offer only where the listing is for sale (the server refuses it otherwise too).
+  show(byId("make-offer"), status === "active");
   const image = /** @type {HTMLImageElement} */ (byId("conversation-image"));
+  image.alt = conversation.product.title;
   const url = conversation.product.image_url ?? "";
   if (url.startsWith("https://") || url.startsWith("/")) image.src = url;
   else image.removeAttribute("src");
@@ -83,13 +93,19 @@ function bubble(message) {
   } else {
     body = el("div", { class: "bubble" }, [message.content]);
   }
+  // What a screen reader says as the message arrives in the log: who, then what.
+  const who = kind === "system" ? "Notice" : mine ? "You" : state.open?.peer.display_name;
   const footer = el("div", { class: "footer" }, [
     el("time", {}, [formatTime(message.created_at)]),
     message.edited_at && !message.unsent_at ? el("span", { class: "edited" }, ["edited"]) : "",
     ...(mine && changeable(message) ? actions(message) : []),
     ...(!mine && kind !== "system" && !message.unsent_at ? [reportButton(message)] : []),
   ]);
-  const item = el("li", { class: `message ${kind}` }, [body, footer]);
+  const item = el("div", { class: `message ${kind}` }, [
+    el("span", { class: "visually-hidden" }, [`${who || "They"}:`]),
+    body,
+    footer,
+  ]);
   item.dataset.seq = String(message.seq);
   return item;
 }
@@ -100,7 +116,8 @@ function changeable(message) {
   return !message.unsent_at && Date.now() - Date.parse(message.created_at) < window;
 }
 
-/** Edit (text only) and Unsend, under my own messages. @param {any} message */
+/** Edit (text only) and Unsend (not an accepted offer: that is a deal), under my own
+ * messages. @param {any} message */
 function actions(message) {
   const buttons = [];
   if (message.message_type === "text") {
@@ -108,9 +125,15 @@ function actions(message) {
     edit.addEventListener("click", () => startEditing(message));
     buttons.push(edit);
   }
+  if (message.message_type === "offer" && message.offer_status === "accepted") return buttons;
   const unsend = el("button", { type: "button", class: "action" }, ["Unsend"]);
-  unsend.addEventListener("click", () => {
-    state.client?.unsend(message.id).catch((error) => console.warn("not unsent:", error));
+  unsend.addEventListener("click", async () => {
+    try {
+      await state.client?.unsend(message.id);
+    } catch (error) {
+      const item = unsend.closest(".message");
+      if (item) sayUnder(/** @type {HTMLElement} */ (item), explain(error, "unsend"));
+    }
   });
   buttons.push(unsend);
   return buttons;
@@ -130,7 +153,8 @@ function reportButton(message) {
       button.textContent = "Reported";
       button.disabled = true;
     } catch (error) {
-      console.warn("not reported:", error);
+      const item = button.closest(".message");
+      if (item) sayUnder(/** @type {HTMLElement} */ (item), explain(error, "report"));
     }
   });
   return button;

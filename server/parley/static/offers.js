@@ -2,7 +2,9 @@
 // may take while it is open and the listing is for sale: Accept, Decline and Counter the
 // other side's offer, Withdraw one's own. The server checks every step again.
 
-import { el, formatMoney } from "/static/dom.js";
+import { ParleyError } from "/parley.js";
+import { byId, el, formatMoney } from "/static/dom.js";
+import { explain, say, sayUnder } from "/static/notices.js";
 import { state } from "/static/state.js";
 
 /** @type {Record<string, string>} */
@@ -33,7 +35,7 @@ export function offerCard(message, mine) {
           step("Decline", () => state.client?.declineOffer(message.id)),
           step("Counter", () => {
             const cents = askAmount("Counter with how much?");
-            return cents ? state.client?.counterOffer(message.id, cents) : undefined;
+            return cents === null ? undefined : state.client?.counterOffer(message.id, cents);
           }),
         ];
     card.append(el("div", { class: "offer-actions" }, steps));
@@ -45,12 +47,14 @@ export function offerCard(message, mine) {
 export async function makeOffer() {
   const conversation = state.open;
   if (!conversation || !state.client) return;
-  const cents = askAmount(`Your offer, in ${conversation.product.currency}:`);
-  if (!cents) return;
+  const notice = byId("composer-notice");
   try {
+    const cents = askAmount(`Your offer, in ${conversation.product.currency}:`);
+    if (cents === null) return;
     await state.client.offer(conversation.id, cents, conversation.product.currency);
+    say(notice, "");
   } catch (error) {
-    console.warn("no offer made:", error);
+    say(notice, explain(error, "offer"));
   }
 }
 
@@ -61,10 +65,11 @@ function step(label, act) {
   );
   button.addEventListener("click", async () => {
     button.disabled = true;
+    const item = /** @type {HTMLElement | null} */ (button.closest(".message"));
     try {
       await act();
     } catch (error) {
-      console.warn(`${label.toLowerCase()} refused:`, error);
+      if (item) sayUnder(item, explain(error, "answer"));
     } finally {
       button.disabled = false;
     }
@@ -72,11 +77,14 @@ function step(label, act) {
   return button;
 }
 
-/** An amount typed in major units ("420", "419.99", "419,99"), in cents; null if none.
+/** An amount typed in major units ("420", "419.99", "419,99"), in cents; null when the
+ * question was dismissed. Anything else is refused as the server would refuse it.
  * @param {string} question */
 function askAmount(question) {
-  const typed = window.prompt(question)?.trim().replace(",", ".");
-  if (!typed || !/^\d+(\.\d{1,2})?$/.test(typed)) return null;
-  const cents = Math.round(Number(typed) * 100);
-  return cents > 0 ? cents : null;
+  const answer = window.prompt(question);
+  if (answer === null) return null;
+  const typed = answer.trim().replace(",", ".");
+  const cents = /^\d+(\.\d{1,2})?$/.test(typed) ? Math.round(Number(typed) * 100) : 0;
+  if (cents <= 0) throw new ParleyError("invalid_argument", `not an amount: ${answer}`);
+  return cents;
 }

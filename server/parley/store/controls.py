@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from parley.errors import InvalidArgument, NotFound
-from parley.models import Conversation
+from parley.models import Conversation, User
 from parley.store._sql import PAIR_LOCK, connection, participant
 from parley.store.conversations import get_conversation
-from parley.validation import check_id
+from parley.validation import MAX_LISTED_BLOCKS, check_id
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
@@ -100,12 +100,23 @@ async def _set_block(db: Database, blocker_id: int, blocked_id: int, *, on: bool
     return ids
 
 
-async def blocked_users(db: Database, user_id: int) -> list[int]:
-    """The users ``user_id`` blocked, most recent first."""
+async def blocked_users(db: Database, user_id: int, limit: int = MAX_LISTED_BLOCKS) -> list[User]:
+    """The users ``user_id`` blocked, most recent first (at most ``limit``)."""
     rows = await db.fetch(
-        "SELECT blocked_id FROM blocks WHERE blocker_id = $1 ORDER BY created_at DESC", user_id
+        """
+        SELECT u.id, u.display_name, u.avatar_url
+          FROM blocks b JOIN users u ON u.id = b.blocked_id
+         WHERE b.blocker_id = $1
+         ORDER BY b.created_at DESC, b.blocked_id
+         LIMIT $2
+        """,
+        user_id,
+        limit,
     )
-    return [row["blocked_id"] for row in rows]
+    return [
+        User(id=row["id"], display_name=row["display_name"], avatar_url=row["avatar_url"])
+        for row in rows
+    ]
 
 
 async def mute(

@@ -17,7 +17,7 @@ import asyncpg
 
 from parley import store
 from parley.fanout.events import Events
-from parley.models import Conversation, UserSettings
+from parley.models import Conversation, User, UserSettings
 from parley.usecases.base import after_commit, use_case
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,11 @@ class Controls:
         conversation = await store.unmute(self.pool, user_id, conversation_id)
         await after_commit(self._tell(user_id, [conversation_id], connection_id))
         return conversation
+
+    @use_case
+    async def blocked(self, user_id: int) -> list[User]:
+        """The people the user blocked, most recent first (the newest 500)."""
+        return await store.blocked_users(self.pool, user_id)
 
     @use_case
     async def settings(
