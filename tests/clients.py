@@ -189,6 +189,11 @@ class Gateway:
         return events
 
     @property
+    def chat(self) -> Chat:
+        chat: Chat = self.server.app.state.services.chat
+        return chat
+
+    @property
     def gateway(self) -> ServerGateway:
         gateway: ServerGateway = self.server.app.state.gateway
         return gateway

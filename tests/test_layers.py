@@ -7,7 +7,7 @@ top-level `server`.
     use cases  usecases/                                 (commit, then hand events over)
     beside     presence/                                 (who is online)
     below      fanout/  store/                           (events to devices; SQL)
-    leaves     protocol  server_events  validation  errors  models  logs  metrics
+    leaves     protocol  server_events  validation  errors  models  logs  metrics  safety
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ LEAVES = {
     "logs",
     "metrics",
     "config",
+    "safety",
 }
 # What each part of the package may import of Parley, besides itself and the leaves.
 MAY_IMPORT: dict[str, set[str]] = {

@@ -40,6 +40,9 @@ export interface Message {
   unsent_at: string | null;
   /** An offer's state; null for every other type. */
   offer_status: OfferStatus | null;
+  /** Off-platform contact found in it ("phone", "email", "link", "iban", "payment"): warn
+   * the recipient under it (not the sender). */
+  safety: string[];
 }
 
 export type OfferStatus = "open" | "accepted" | "declined" | "countered" | "withdrawn" | "superseded";

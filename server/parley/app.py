@@ -130,6 +130,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings.limits,
                 send_batch_max=settings.send_batch_max,
                 send_batch_in_flight=settings.send_batch_in_flight,
+                safety=settings.safety,
+                safety_report_after=settings.safety_report_after,
             )
             hub.on_note = chat.typing_tracker.on_note
             # At shutdown, before the broker goes: hand over the events of what committed.

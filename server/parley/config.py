@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parley.safety import DEFAULT_PAYMENT_PHRASES, SafetyRules, region_known
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value Parley cannot use; the message names it."""
@@ -68,6 +70,9 @@ class Settings:
     mute_sweep_seconds: float = 5.0
     # How long a killed gateway's users stay online (presence claims in Redis expire).
     presence_ttl_seconds: float = 30.0
+    # Off-platform contact warnings (parley/safety.py); None: PARLEY_SAFETY=off.
+    safety: SafetyRules | None = field(default_factory=SafetyRules)
+    safety_report_after: int = 3
     # Offline notifications (docs/notifications.md): the window, the webhook and its retries.
     notify_delay_seconds: float = 60.0
     notify_poll_seconds: float = 1.0
@@ -143,7 +148,24 @@ class Settings:
             demo=read.flag("PARLEY_DEMO"),
             limits=read.limits(limits),
             **_notification_settings(read, env, default),
+            **_safety_settings(read, default),
         )
+
+
+def _safety_settings(read: _Reader, default: Settings) -> dict[str, Any]:
+    if read.choice("PARLEY_SAFETY", "warn", ("off", "warn")) == "off":
+        return {"safety": None}
+    region = read.text("PARLEY_SAFETY_REGION", "DE").upper()
+    if not region_known(region):
+        raise ConfigError(f"PARLEY_SAFETY_REGION must be a two-letter country code, got {region!r}")
+    phrases = read.strings("PARLEY_SAFETY_PAYMENT_PHRASES") or DEFAULT_PAYMENT_PHRASES
+    hosts = tuple(h.lower() for h in read.strings("PARLEY_SAFE_LINK_HOSTS"))
+    return {
+        "safety": SafetyRules(region=region, safe_hosts=hosts, payment_phrases=phrases),
+        "safety_report_after": read.integer(
+            "PARLEY_SAFETY_REPORT_AFTER", default.safety_report_after
+        ),
+    }
 
 
 # A lease must outlast one webhook attempt (10 s, parley/webhook.py) and its bookkeeping.
@@ -271,6 +293,9 @@ class _Reader:
         if value in ("1", "true", "yes", "on"):
             return True
         raise ConfigError(f"{name} must be 1 or 0 (true or false), got {value!r}")
+
+    def text(self, name: str, default: str) -> str:
+        return self._env.get(name, "").strip() or default
 
     def strings(self, name: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in self._env.get(name, "").split(",") if item.strip())

@@ -58,6 +58,9 @@ class Message(msgspec.Struct, frozen=True):
     # An offer's state (sql/007): open until accepted, declined, countered, withdrawn or
     # superseded by a newer offer; None for every other type.
     offer_status: OfferStatus | None = None
+    # Off-platform contact found in a text message (parley/safety.py): "phone", "email",
+    # "link", "iban", "payment". The recipient's app warns under it; it is delivered anyway.
+    safety: list[str] = []
 
 
 class Conversation(msgspec.Struct, frozen=True):
@@ -166,12 +169,13 @@ class Report(msgspec.Struct, frozen=True):
 
     id: int
     message_id: int
-    reporter_id: int
+    reporter_id: int | None  # None for Parley's own reports (``reporter: "system"``)
     reason: str
     status: ReportStatus
     resolution: str | None
     created_at: datetime
     resolved_at: datetime | None
+    reporter: Literal["user", "system"] = "user"
 
 
 NotificationStatus = Literal["pending", "delivered", "skipped", "failed"]

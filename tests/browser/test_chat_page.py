@@ -92,8 +92,19 @@ async def test_a_buyer_and_a_seller_chat_through_the_page(
     assert await seller.evaluate("window.__xss") is None
     assert await seller.locator("#messages img, #messages script").count() == 0
 
+    # A phone number: the seller is warned under it, the buyer who wrote it is not.
+    await buyer.locator("#text").fill("Call me on +49 151 23456789, it's quicker")
+    await buyer.locator("#text").press("Enter")
+    theirs = seller.locator("#messages .message", has_text="it's quicker")
+    await expect(theirs.locator(".safety-warning")).to_contain_text(
+        "This message has a phone number. Keep payment and contact in the app", timeout=WAIT_MS
+    )
+    mine = buyer.locator("#messages .message", has_text="it's quicker")
+    await expect(mine).to_be_visible()
+    await expect(mine.locator(".safety-warning")).to_have_count(0)
+
     await buyer.get_by_role("tab", name="Inbox").click()
-    await expect(buyer.locator("#inbox li .preview")).to_contain_text("window.__xss")
+    await expect(buyer.locator("#inbox li .preview")).to_contain_text("quicker")
     assert console.problems == []
 
 

@@ -104,10 +104,29 @@ function bubble(message) {
   const item = el("div", { class: `message ${kind}` }, [
     el("span", { class: "visually-hidden" }, [`${who || "They"}:`]),
     body,
+    !mine && message.safety?.length && !message.unsent_at ? safetyWarning(message.safety) : "",
     footer,
   ]);
   item.dataset.seq = String(message.seq);
   return item;
+}
+
+/** @type {Record<string, string>} */
+const CONTACT = {
+  phone: "a phone number",
+  email: "an e-mail address",
+  link: "a link",
+  iban: "bank details",
+  payment: "a payment outside the app",
+};
+
+/** Under the other side's message that would take the deal off the platform: the
+ * recipient is warned (the sender is not). @param {string[]} kinds */
+function safetyWarning(kinds) {
+  const what = kinds.map((kind) => CONTACT[kind] ?? kind).join(", ");
+  return el("p", { class: "safety-warning", role: "note" }, [
+    `This message has ${what}. Keep payment and contact in the app: deals made elsewhere are not protected.`,
+  ]);
 }
 
 /** Whether the sender may still edit or unsend it (the server checks too). @param {any} message */

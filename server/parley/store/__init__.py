@@ -45,7 +45,12 @@ from parley.store.reads import (
     mark_read,
     unread_total,
 )
-from parley.store.reports import report_cases, report_message, resolve_report
+from parley.store.reports import (
+    report_cases,
+    report_flagged_sender,
+    report_message,
+    resolve_report,
+)
 from parley.store.users_products import ensure_user, get_product, upsert_product, upsert_user
 
 __all__ = [
@@ -88,6 +93,7 @@ __all__ = [
     "presence_visible",
     "recount_counters",
     "report_cases",
+    "report_flagged_sender",
     "report_message",
     "resolve_report",
     "seen_now",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 MESSAGE_COLUMNS: Final = (
     "id, conversation_id, seq, sender_id, recipient_id, message_type, content, metadata,"
-    " client_msg_id, is_read, read_at, created_at, edited_at, unsent_at, offer_status"
+    " client_msg_id, is_read, read_at, created_at, edited_at, unsent_at, offer_status, safety"
 )
 
 PRODUCT_COLUMNS: Final = (

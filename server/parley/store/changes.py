@@ -7,12 +7,14 @@ the triggers (sql/005, sql/004) move the preview, the recipient's counter and ba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from parley.config import Limits
 from parley.errors import EditWindowClosed, NotEditable, NotFound, NotYours
 from parley.models import Message
+from parley.safety import KINDS
 from parley.store._sql import MESSAGE_COLUMNS, connection, own_cleared, participant
 from parley.validation import check_id, validate_message
 
@@ -32,7 +34,7 @@ _KEEP_VERSION: Final = """
     SELECT id, $2, content, metadata, $3 FROM messages WHERE id = $1
 """
 _EDIT: Final = f"""
-    UPDATE messages SET content = $2, edited_at = now() WHERE id = $1
+    UPDATE messages SET content = $2, edited_at = now(), safety = $3::text[] WHERE id = $1
     RETURNING {MESSAGE_COLUMNS}
 """
 # Unread at the time, it becomes read: the recipient's counter and badge drop once (sql/004).
@@ -54,8 +56,11 @@ async def edit_message(
     content: str,
     limits: Limits,
     now: datetime | None = None,
+    safety: Sequence[str] = (),
 ) -> Message:
-    """Replace a text message's content; the old content is kept in message_versions."""
+    """Replace a text message's content; the old content is kept in message_versions.
+    ``safety``: what was found in the new content; the message keeps what its earlier
+    content had too (a warning the recipient saw does not go away with an edit)."""
     validate_message("text", content, {}, limits)
     async with connection(db) as conn, conn.transaction():
         message = await _changeable(conn, user_id, message_id, limits, now)
@@ -64,7 +69,8 @@ async def edit_message(
         if message.content == content:
             return message  # a retry of the same edit: nothing to keep twice
         await conn.execute(_KEEP_VERSION, message_id, "edit", user_id)
-        return await changed_message(conn, _EDIT, message_id, content)
+        kinds = [kind for kind in KINDS if kind in {*message.safety, *safety}]
+        return await changed_message(conn, _EDIT, message_id, content, kinds)
 
 
 async def unsend_message(

@@ -5,7 +5,7 @@ Triggers (sql/) assign each message its seq and move the preview and the unread 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import asyncpg
@@ -52,6 +52,7 @@ class SendRequest(msgspec.Struct, frozen=True):
     content: str
     message_type: str = "text"
     metadata: dict[str, Any] = {}
+    safety: tuple[str, ...] = ()  # what parley/safety.py found in it
 
 
 INSERT_SYSTEM: Final = f"""
@@ -63,8 +64,8 @@ INSERT_SYSTEM: Final = f"""
 
 INSERT_USER: Final = f"""
     INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,
-                          content, metadata, client_msg_id)
-    SELECT c.id, $2, {peer("$2")}, $3, $4, $5, $6
+                          content, metadata, client_msg_id, safety)
+    SELECT c.id, $2, {peer("$2")}, $3, $4, $5, $6, $7::text[]
       FROM conversations c
      WHERE c.id = $1 AND {participant("$2")} AND {UNBLOCKED}
     RETURNING {MESSAGE_COLUMNS}
@@ -81,6 +82,7 @@ async def send_message(
     message_type: str = "text",
     metadata: Mapping[str, Any] | None = None,
     limits: Limits | None = None,
+    safety: Sequence[str] = (),
 ) -> SentMessage:
     """Store a message; triggers assign its seq and update preview and counters.
 
@@ -108,6 +110,7 @@ async def send_message(
                 content,
                 metadata,
                 client_msg_id,
+                list(safety),
             )
     except asyncpg.CheckViolationError as error:
         refusal: ParleyError | None = insert_refusal(error)
@@ -180,7 +183,7 @@ EXISTING_ONE: Final = f"""
 # right after it (sql/010_send_many.sql): one round trip between the batch and its events.
 SEND_MANY_QUERY: Final = """
     SELECT * FROM send_many($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                            $6::text[])
+                            $6::text[], $7::text[])
 """
 _MESSAGE_FIELDS: Final = len(Message.__struct_fields__)
 
@@ -234,6 +237,7 @@ async def send_many(
             [requests[i].content for i in batch],
             [metadata[i] for i in batch],
             [requests[i].client_msg_id for i in batch],
+            [",".join(requests[i].safety) for i in batch],
         )
     except (asyncpg.UniqueViolationError, asyncpg.CheckViolationError):
         # One send of the batch broke a rule the statement checks (an offer on a sold
@@ -292,6 +296,7 @@ async def _send_one(
             message_type=request.message_type,
             metadata=request.metadata,
             limits=limits,
+            safety=request.safety,
         )
     except ParleyError as error:
         return error

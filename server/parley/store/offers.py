@@ -124,6 +124,7 @@ async def make_offer(
                     content,
                     metadata,
                     client_msg_id,
+                    [],  # offers are not scanned (safety.py reads text messages)
                 )
                 if row is None:
                     raise await not_sent(conn, conversation_id, sender_id)
@@ -193,6 +194,7 @@ async def answer_offer(
                 "",
                 {**counter, "counter_of": offer.id},
                 f"counter-{offer.id}",
+                [],
             )
             assert made is not None, "the conversation is locked and the caller is in it"
             return OfferOutcome(answered, [notice, Message(**made)])

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from parley.store._sql import Database
 
 _REPORT_COLUMNS: Final = (
-    "id, message_id, reporter_id, reason, status, resolution, created_at, resolved_at"
+    "id, message_id, reporter_id, reason, status, resolution, created_at, resolved_at,"
+    " CASE WHEN reporter_id IS NULL THEN 'system' ELSE 'user' END AS reporter"
 )
 # The message, if the reporter is a participant who can see it (not one they cleared).
 _VISIBLE: Final = f"""
@@ -103,3 +104,32 @@ async def resolve_report(db: Database, report_id: int, resolution: str | None) -
     if row is None:
         raise NotFound(f"report {report_id} not found")
     return Report(**row)
+
+
+# Parley's own report on a sender ($1) whose flagged messages today (UTC) number more than
+# $3: at most one a day (reports_system_once_a_day), about the message ($2) that passed it.
+_FLAGGED_TODAY: Final = """
+    SELECT count(*) FROM messages
+     WHERE sender_id = $1 AND safety <> '{}'
+       AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+"""
+_SYSTEM_REPORT: Final = f"""
+    INSERT INTO reports (message_id, reporter_id, subject_id, system_day, reason)
+    VALUES ($2, NULL, $1, (now() AT TIME ZONE 'UTC')::date, $3)
+    ON CONFLICT (subject_id, system_day) WHERE reporter_id IS NULL DO NOTHING
+    RETURNING {_REPORT_COLUMNS}
+"""
+
+
+async def report_flagged_sender(
+    db: Database, sender_id: int, message_id: int, report_after: int
+) -> Report | None:
+    """Parley's own report (reporter ``system``) on a sender who has sent more than
+    ``report_after`` messages with off-platform contact today; once a day at most. The new
+    report, or None when there is none to make."""
+    flagged = await db.fetchval(_FLAGGED_TODAY, sender_id)
+    if flagged <= report_after:
+        return None
+    reason = f"{flagged} messages with off-platform contact today"
+    row = await db.fetchrow(_SYSTEM_REPORT, sender_id, message_id, reason)
+    return None if row is None else Report(**row)

@@ -4,28 +4,45 @@ within PARLEY_EDIT_WINDOW_SECONDS. Each commits, then both participants' devices
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncpg
 
 from parley import store
 from parley.config import Limits
 from parley.fanout.events import Events
 from parley.models import Message
+from parley.safety import SafetyRules
 from parley.usecases.base import after_commit, use_case
 
 
 class MessageChanges:
-    def __init__(self, pool: asyncpg.Pool, events: Events, limits: Limits) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        events: Events,
+        limits: Limits,
+        safety: SafetyRules | None = None,
+        flagged: Callable[[Message], None] | None = None,
+    ) -> None:
         self.pool = pool
         self.events = events
         self.limits = limits
+        self.safety = safety  # an edit is scanned as a send is
+        self._flagged = flagged  # a message that now carries a warning it did not
 
     @use_case
     async def edit(
         self, user_id: int, message_id: int, content: str, connection_id: str = ""
     ) -> Message:
         """Replace the text of one's own text message; the old text is kept for disputes."""
-        message = await store.edit_message(self.pool, user_id, message_id, content, self.limits)
+        found = self.safety.scan(content) if self.safety is not None else []
+        message = await store.edit_message(
+            self.pool, user_id, message_id, content, self.limits, safety=found
+        )
         await after_commit(self._updated(message, connection_id, badge_moved=False))
+        if found and self._flagged is not None:
+            self._flagged(message)
         return message
 
     @use_case

@@ -32,6 +32,7 @@ from parley.models import (
     User,
     UserSettings,
 )
+from parley.safety import SafetyRules
 from parley.store import SendRequest
 from parley.store.pool import DATABASE_DOWN
 from parley.usecases.base import after_commit, tell_views, use_case
@@ -63,8 +64,11 @@ class Chat:
         *,
         send_batch_max: int = 256,
         send_batch_in_flight: int = 1,
+        safety: SafetyRules | None = None,
+        safety_report_after: int = 3,
     ) -> None:
         self.pool = pool
+        self.safety = safety  # what to look for in text messages; None: nothing
         self.events = events
         self.limits = limits
         self.typing_tracker = TypingTracker(
@@ -74,8 +78,8 @@ class Chat:
             self._write_sends, self._sends_committed, send_batch_max, send_batch_in_flight
         )
         self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
-        self.changes = MessageChanges(pool, events, limits)
-        self.moderation = Moderation(pool)
+        self.moderation = Moderation(pool, safety_report_after)
+        self.changes = MessageChanges(pool, events, limits, safety, self.moderation.flagged)
         self.offers = Offers(pool, events, limits)
         self.controls = Controls(pool, events)
         self.receipts = Receipts(pool, events, self._peer, self._push_badge)
@@ -84,6 +88,7 @@ class Chat:
         """Wait until the events of everything committed so far are with the broker."""
         await self._sends.idle()
         await self.typing_tracker.idle()
+        await self.moderation.idle()
 
     # --- a user's requests ---------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class Chat:
                 metadata={} if metadata is None else metadata,
                 connection_id=connection_id,
             )
+        scan = self.safety if message_type == "text" else None
         request = SendRequest(
             conversation_id=conversation_id,
             sender_id=user_id,
@@ -146,6 +152,7 @@ class Chat:
             content=content,
             message_type=message_type,
             metadata={} if metadata is None else metadata,
+            safety=tuple(scan.scan(content)) if scan is not None else (),
         )
         result, _ = await self._sends.submit((request, connection_id))
         if isinstance(result, ParleyError):
@@ -153,6 +160,8 @@ class Chat:
         message = result.message
         assert message.recipient_id is not None
         self._remember(conversation_id, (user_id, message.recipient_id))
+        if message.safety and not result.replayed:
+            self.moderation.flagged(message)
         return result
 
     @use_case
