@@ -51,6 +51,8 @@ DEFAULT_PAYMENT_PHRASES: Final = (
 # A phone number needs at least this many digits; anything with fewer is not scanned for one
 # (prices, dates and sizes), which keeps phonenumbers off nearly every message.
 _MIN_PHONE_DIGITS: Final = 7
+# The fewest digits an IBAN has (a Dutch one: NL, 2 check digits, 4 letters, 10 digits).
+_MIN_IBAN_DIGITS: Final = 12
 _DIGIT = re.compile(r"\d")
 # E-mail addresses: with an "@" (spaces around it and the dots allowed: "bob @ mail . com"),
 # or spelled out ("anna at mail dot com", "jan [at] wp [dot] pl", "max(at)web.de"), where the
@@ -75,6 +77,9 @@ _LINK = re.compile(
     re.IGNORECASE,
 )
 _HOST = re.compile(r"^(?:https?://)?([^/:?#\s]+)", re.IGNORECASE)
+# What a link or an address cannot lack, found without trying every position of the text.
+_HOST_HINT = re.compile(rf"\.(?:{_TLDS})\b|://|www\.|[\[(]\s*dot\s*[\])]")
+_AT_HINT = re.compile(r"\sat\s|[\[(]\s*at\s*[\])]")
 # An IBAN as people write it: a country, check digits, then letters and digits, in groups of
 # four or not. The country fixes the length (ISO 13616's registry), so the text after it
 # ("… 606 merci") is never read as part of it.
@@ -100,33 +105,48 @@ class SafetyRules:
     safe_hosts: tuple[str, ...] = ()
     payment_phrases: tuple[str, ...] = DEFAULT_PAYMENT_PHRASES
     _phrases: re.Pattern[str] | None = field(default=None, init=False, compare=False)
+    _words: tuple[str, ...] = field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         words = sorted({p.strip().lower() for p in self.payment_phrases if p.strip()}, key=len)
+        object.__setattr__(self, "_words", tuple(words))
         if words:
             alternatives = "|".join(re.escape(word) for word in reversed(words))
             pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
             object.__setattr__(self, "_phrases", pattern)
 
     def scan(self, text: str) -> list[str]:
-        """The kinds of off-platform contact in ``text``, in KINDS order; [] for none."""
+        """The kinds of off-platform contact in ``text``, in KINDS order; [] for none.
+
+        It runs on every text message before it is written, so each kind first asks what
+        its matches cannot lack (digits, an "@" or "at", a dot, a phrase as a substring) and
+        most messages never reach a regular expression or phonenumbers."""
         found = []
-        if self._has_phone(text):
+        lowered = text.lower()
+        digits = len(_DIGIT.findall(text))
+        if digits >= _MIN_PHONE_DIGITS and self._has_phone(text):
             found.append("phone")
-        emails = [*_EMAIL.finditer(text), *_SPELLED_EMAIL.finditer(text)]
+        # A host: a dot and a top-level domain, spelled ("dot com") or not, or a scheme.
+        host = _HOST_HINT.search(lowered) is not None
+        emails: list[re.Match[str]] = []
+        if "@" in text:
+            emails += _EMAIL.finditer(text)
+        if (host or " dot " in lowered) and _AT_HINT.search(lowered):
+            emails += _SPELLED_EMAIL.finditer(text)
         if emails:
             found.append("email")
-        if self._has_link(text, [m.span() for m in emails]):
+        if host and self._has_link(text, [m.span() for m in emails]):
             found.append("link")
-        if any(_valid_iban(m.group(1), m.group(2)) for m in _IBAN.finditer(text)):
+        if digits >= _MIN_IBAN_DIGITS and any(
+            _valid_iban(m.group(1), m.group(2)) for m in _IBAN.finditer(text)
+        ):
             found.append("iban")
-        if self._phrases is not None and self._phrases.search(text):
+        phrase = self._phrases is not None and any(p in lowered for p in self._words)
+        if phrase and self._phrases is not None and self._phrases.search(text):
             found.append("payment")
         return found
 
     def _has_phone(self, text: str) -> bool:
-        if len(_DIGIT.findall(text)) < _MIN_PHONE_DIGITS:
-            return False
         matches = PhoneNumberMatcher(text, self.region, leniency=Leniency.VALID)
         return any(True for _ in matches)
 
