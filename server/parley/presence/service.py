@@ -239,6 +239,7 @@ class Presence:
             return
         viewers = {socket.user_id for socket in sockets}
         seen = await store.presence_visible(self._pool, [(viewer, user_id) for viewer in viewers])
+        frames: dict[Shown, str] = {}  # each answer encoded once, whatever the watchers
         for socket in sockets:
             watched = self._watched.get(socket, {})
             if watched.get(user_id) is _PENDING:
@@ -246,8 +247,10 @@ class Presence:
             shown = self._shown(user_id, seen, socket.user_id)
             if shown != watched[user_id]:
                 watched[user_id] = shown
-                event = server_events.PresenceEvent(user_id, online=shown[0], last_seen_at=shown[1])
-                socket.push(protocol.encode(event).decode())
+                if shown not in frames:
+                    event = server_events.PresenceEvent(user_id, *shown)
+                    frames[shown] = protocol.encode(event).decode()
+                socket.push(frames[shown])
 
     def _told(self, socket: Socket, user_id: int) -> bool:
         return self._watched.get(socket, {}).get(user_id) is not _PENDING
