@@ -33,7 +33,7 @@ from parley.store.messages import (
     send_message,
 )
 from parley.store.offers import OfferAction, answer_offer, make_offer
-from parley.store.presence import presence_visible, seen_now, set_show_presence
+from parley.store.presence import presence_visible, seen_now, update_settings
 from parley.store.reads import (
     BADGES_QUERY,
     MARK_READ_QUERY,
@@ -99,12 +99,12 @@ __all__ = [
     "seen_now",
     "send_many",
     "send_message",
-    "set_show_presence",
     "unarchive",
     "unblock",
     "unmute",
     "unread_total",
     "unsend_message",
+    "update_settings",
     "upsert_product",
     "upsert_user",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
+from parley.errors import NotFound
+from parley.models import UserSettings
 from parley.validation import check_id
 
 if TYPE_CHECKING:
@@ -50,12 +52,21 @@ async def seen_now(db: Database, user_id: int) -> datetime | None:
     return seen
 
 
-async def set_show_presence(db: Database, user_id: int, show: bool) -> bool:
-    """Show or hide the user's presence; whether it changed."""
+# The row locked first, so "changed" compares with what this statement replaced.
+_SETTINGS: Final = """
+    WITH before AS (SELECT show_presence FROM users WHERE id = $1 FOR UPDATE)
+    UPDATE users u SET show_presence = coalesce($2, u.show_presence)
+      FROM before WHERE u.id = $1
+    RETURNING u.show_presence, u.show_presence <> before.show_presence AS changed
+"""
+
+
+async def update_settings(
+    db: Database, user_id: int, show_presence: bool | None
+) -> tuple[UserSettings, bool]:
+    """Change the user's settings (None keeps a value): them after, and whether they changed."""
     check_id(user_id, "user_id")
-    status = await db.execute(
-        "UPDATE users SET show_presence = $2 WHERE id = $1 AND show_presence <> $2",
-        user_id,
-        show,
-    )
-    return status != "UPDATE 0"
+    row = await db.fetchrow(_SETTINGS, user_id, show_presence)
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return UserSettings(show_presence=row["show_presence"]), bool(row["changed"])

@@ -75,10 +75,7 @@ class Controls:
     ) -> tuple[UserSettings, bool]:
         """Change the user's settings (a None keeps its value): them after, and whether they
         changed. The user's other devices get them when they did."""
-        changed = False
-        if show_presence is not None:
-            changed = await store.set_show_presence(self.pool, user_id, show_presence)
-        _, _, _, settings = await store.ensure_user(self.pool, user_id)
+        settings, changed = await store.update_settings(self.pool, user_id, show_presence)
         if changed:
             await after_commit(self.events.settings_changed(user_id, settings, connection_id))
         return settings, changed
