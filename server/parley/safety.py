@@ -176,6 +176,11 @@ def _valid_iban(country: str, rest: str) -> bool:
     return int(digits) % 97 == 1
 
 
+def kinds_in(rules: SafetyRules | None, message_type: str, content: str) -> tuple[str, ...]:
+    """What to store with a message: found in text messages only, nothing when it is off."""
+    return tuple(rules.scan(content)) if rules is not None and message_type == "text" else ()
+
+
 def region_known(region: str) -> bool:
     """Whether phonenumbers knows ``region`` (a two-letter country code)."""
     return region.upper() in phonenumbers.SUPPORTED_REGIONS

@@ -223,3 +223,17 @@ async def test_concurrent_unsends_reads_and_sends_leave_no_drift(world: World) -
         "SELECT seller_unread_count FROM conversations WHERE id = $1", conversation.id
     )
     assert badge == unread
+
+
+async def test_an_edit_ends_the_editors_typing_as_a_send_does(
+    gateway: Gateway, world: World
+) -> None:
+    conversation = await world.open()
+    async with gateway.connect(701) as john, gateway.connect(702) as mary:
+        sent = await john.send_message(conversation.id, "Is it stil available?")
+        await john.ok("typing", conversation_id=conversation.id, state="start")
+        await mary.event("typing", state="start")
+        await john.ok("message.edit", message_id=sent["id"], content="Is it still available?")
+        stop = await mary.event("typing", state="stop", within=2)  # not its 6 s expiry
+        assert stop["user_id"] == 701
+        await mary.event("message.updated")

@@ -12,8 +12,9 @@ from parley import store
 from parley.config import Limits
 from parley.fanout.events import Events
 from parley.models import Message
-from parley.safety import SafetyRules
+from parley.safety import SafetyRules, kinds_in
 from parley.usecases.base import after_commit, use_case
+from parley.usecases.typing_tracker import TypingTracker
 
 
 class MessageChanges:
@@ -24,22 +25,26 @@ class MessageChanges:
         limits: Limits,
         safety: SafetyRules | None = None,
         flagged: Callable[[Message], None] | None = None,
+        typing: TypingTracker | None = None,
     ) -> None:
         self.pool = pool
         self.events = events
         self.limits = limits
         self.safety = safety  # an edit is scanned as a send is
         self._flagged = flagged  # a message that now carries a warning it did not
+        self._typing = typing  # an edit sent from the composer ends its typing, as a send does
 
     @use_case
     async def edit(
         self, user_id: int, message_id: int, content: str, connection_id: str = ""
     ) -> Message:
         """Replace the text of one's own text message; the old text is kept for disputes."""
-        found = self.safety.scan(content) if self.safety is not None else []
+        found = kinds_in(self.safety, "text", content)
         message = await store.edit_message(
             self.pool, user_id, message_id, content, self.limits, safety=found
         )
+        if self._typing is not None:
+            self._typing.stop(user_id, message.conversation_id)
         await after_commit(self._updated(message, connection_id, badge_moved=False))
         if found and self._flagged is not None:
             self._flagged(message)

@@ -1,7 +1,7 @@
 """Parley's use cases, one method each: check, commit, then tell the devices through events.py.
 
 This layer knows no transport. The WebSocket gateway (gateway/dispatch.py) and the internal
-HTTP API (http.py) parse their input, call a method here, and answer with what it returns.
+HTTP API (web/internal.py) parse their input, call a method here, and answer with what it returns.
 A method's events are handed to the broker before it returns, and only after its commit: a
 device that misses one catches up from Postgres with ``sync``. Every method raises
 ParleyError subclasses only; a database that cannot be reached is ``Unavailable``.
@@ -32,7 +32,7 @@ from parley.models import (
     User,
     UserSettings,
 )
-from parley.safety import SafetyRules
+from parley.safety import SafetyRules, kinds_in
 from parley.store import SendRequest
 from parley.store.pool import DATABASE_DOWN
 from parley.usecases.base import after_commit, tell_views, use_case
@@ -79,7 +79,9 @@ class Chat:
         )
         self._parties: dict[int, tuple[int, int]] = {}  # conversation -> its two participants
         self.moderation = Moderation(pool, safety_report_after)
-        self.changes = MessageChanges(pool, events, limits, safety, self.moderation.flagged)
+        self.changes = MessageChanges(
+            pool, events, limits, safety, self.moderation.flagged, self.typing_tracker
+        )
         self.offers = Offers(pool, events, limits)
         self.controls = Controls(pool, events)
         self.receipts = Receipts(pool, events, self._peer, self._push_badge)
@@ -94,8 +96,7 @@ class Chat:
 
     @use_case
     async def connect(self, user_id: int) -> tuple[User, int, int, UserSettings]:
-        """A device says hello: the user (created on first sight), their unread total, its
-        badge version and their settings."""
+        """A device says hello: the user (made on first sight), unread total, version, settings."""
         return await store.ensure_user(self.pool, user_id)
 
     @use_case
@@ -144,7 +145,6 @@ class Chat:
                 metadata={} if metadata is None else metadata,
                 connection_id=connection_id,
             )
-        scan = self.safety if message_type == "text" else None
         request = SendRequest(
             conversation_id=conversation_id,
             sender_id=user_id,
@@ -152,7 +152,7 @@ class Chat:
             content=content,
             message_type=message_type,
             metadata={} if metadata is None else metadata,
-            safety=tuple(scan.scan(content)) if scan is not None else (),
+            safety=kinds_in(self.safety, message_type, content),
         )
         result, _ = await self._sends.submit((request, connection_id))
         if isinstance(result, ParleyError):
