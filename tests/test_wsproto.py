@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 import uvicorn
+import websockets.protocol
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -172,3 +173,42 @@ def test_the_http_protocol_hooks_httpproto_uses_are_still_there() -> None:
     assert "self.transport = transport" in inspect.getsource(HttpToolsProtocol.connection_made)
     # The head of a request ends where the upgrade to a WebSocket is decided.
     assert "should_upgrade" in inspect.getsource(HttpToolsProtocol.on_headers_complete)
+
+
+class _ShutdownProtocol(ParleyWebSocketProtocol):
+    """Shuts down as the client's close arrives: the server's shutdown, landing in the turn
+    between that close and the transport being gone (a client that stops reading holds that
+    window open for as long as the buffer does not drain)."""
+
+    raised: ClassVar[list[BaseException]] = []
+    shut_down: ClassVar[asyncio.Event]
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        closing = self.handshake_complete and self.conn.state is not websockets.protocol.OPEN
+        if closing and not self.shut_down.is_set():
+            try:
+                self.shutdown()  # as uvicorn's Server.shutdown calls it, for each connection
+            except BaseException as error:
+                self.raised.append(error)
+            self.shut_down.set()
+
+
+async def test_a_shutdown_that_meets_a_closing_handshake_ends_it_without_an_error() -> None:
+    # The client's close was answered and the transport is closing, but the connection is not
+    # lost yet: uvicorn's own shutdown frames a second close there, websockets raises
+    # InvalidState, and the server's shutdown of the connections after it never runs.
+    _ShutdownProtocol.raised.clear()
+    _ShutdownProtocol.shut_down = asyncio.Event()
+
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await _ShutdownProtocol.shut_down.wait()
+
+    starlette = Starlette(routes=[WebSocketRoute("/ws", app)])
+    async with serve(starlette, ws=_ShutdownProtocol, lifespan="off") as server:
+        client = await connect(server.ws_url, proxy=None)
+        await asyncio.wait_for(client.close(1000, "bye"), 5)
+        await asyncio.wait_for(_ShutdownProtocol.shut_down.wait(), 5)
+    assert _ShutdownProtocol.raised == []
+    assert (client.close_code, client.close_reason) == (1000, "bye")  # the echo came back

@@ -405,7 +405,7 @@ def test_store_matches_an_in_memory_model(database_url: str) -> None:
     run_state_machine_as_test(
         StoreMachine,
         settings=settings(
-            max_examples=40,  # ~12 s of the suite's 5 min; CI runs it twice, on two databases
+            max_examples=40,  # ~12 s of one worker's time; CI runs it twice, on two databases
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

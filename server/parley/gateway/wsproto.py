@@ -26,6 +26,12 @@ done, the transport is aborted if it is not gone within ABORT_AFTER_SECONDS. Whe
 one more event, TRANSPORT_GONE, is queued for the app: gateway/session.py waits for it so
 that a socket on its way out still counts against its user's connection limit.
 
+And it survives a shutdown that meets a closing handshake: when the client's close has
+arrived (websockets answered it at once) but the app has not yet ended the connection,
+uvicorn's ``shutdown`` frames a second close, websockets raises ``InvalidState``, and the
+exception stops the server's shutdown of every connection after it. Here such a connection
+is only closed.
+
 It relies on uvicorn's attribute names, which uvicorn does not promise: ``queue``,
 ``writable``, ``request``, ``response``, ``conn``, ``handshake_complete``, ``close_sent``,
 ``initial_response``, ``disconnected``, ``transport`` and ``loop``. pyproject.toml bounds
@@ -46,6 +52,7 @@ from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
+from websockets.protocol import OPEN
 
 
 class Inbox:
@@ -139,6 +146,15 @@ class ParleyWebSocketProtocol(WebSocketsSansIOProtocol):
             self._abort_timer.cancel()
             self._abort_timer = None
         self.queue.put_nowait(cast(ASGIReceiveEvent, {"type": TRANSPORT_GONE}))
+
+    def shutdown(self) -> None:
+        if self.handshake_complete and not self.close_sent and self.conn.state is not OPEN:
+            # The client's close was answered, and the app told, when it arrived: only the
+            # transport is left to go.
+            self.transport.close()
+            self._abort_later()
+            return
+        super().shutdown()
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()
