@@ -67,6 +67,7 @@ def database_url(postgres_admin_dsn: str) -> Iterator[str]:
 
 TABLES = (
     "demo_seed",
+    "chain_links",
     "reports",
     "message_versions",
     "messages",

@@ -29,6 +29,7 @@ from parley.models import SentMessage
 from parley.store import notifications
 from parley.usecases.chat import Chat
 from parley.validation import MAX_JSON_DEPTH, id_from_text, nests_deeper_than
+from parley.web import disputes
 from parley.web.bodies import (
     NotificationAnswer,
     NotificationList,
@@ -274,6 +275,7 @@ OPERATIONS: Final[list[Operation]] = [
         retry_notification,
         "retryNotification",
     ),
+    *disputes.OPERATIONS,
 ]
 _DOCUMENT: Final = dumps(OPERATIONS).encode()
 
