@@ -3,6 +3,7 @@
     python -m bench s1 --concurrency 8,32,128 --seconds 10
     python -m bench s2 --concurrency 32
     python -m bench sdk --messages 2000 --rounds 5   # the Python SDK against a bare client
+    python -m bench export           # a dispute export of 100,000 messages: memory, time
     python -m bench smoke            # a few seconds of everything, for the test suite
     python -m bench compare 0ebd93d HEAD --rounds 2   # two revisions, interleaved, as ratios
     python -m bench charts [--docs]  # PNGs into bench/results/ (or docs/) from the results
@@ -29,7 +30,7 @@ from typing import Any, Final
 import psutil
 import uvloop
 
-from bench import compare, gateways, loadgen, notifications, sdk
+from bench import compare, export, gateways, loadgen, notifications, sdk
 from bench.pieces import (
     BENCH_SECRET,
     CONVERSATIONS,
@@ -551,9 +552,11 @@ async def main(args: argparse.Namespace) -> int:
             elif scenario == "gateways":
                 result = await gateways.gateways(admin_dsn, concurrency, args.seconds)
             elif scenario == "notifications":
-                result = await notifications.notifications(admin_dsn, args.messages)
+                result = await notifications.notifications(admin_dsn, args.messages or 2_000)
+            elif scenario == "export":
+                result = await export.export(admin_dsn, args.messages or 100_000)
             elif scenario == "sdk":
-                result = await sdk_receive(admin_dsn, args.messages, args.rounds or 5)
+                result = await sdk_receive(admin_dsn, args.messages or 2_000, args.rounds or 5)
             else:
                 [result] = await throughput(admin_dsn, [4], args.seconds, hot=False)
                 result["idle"] = await idle_connections(admin_dsn, 50)
@@ -585,6 +588,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
             "compare",
             "gateways",
             "notifications",
+            "export",
         ],
     )
     parser.add_argument("revisions", nargs="*", help="compare: REV_A REV_B (any git revision)")
@@ -598,8 +602,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--messages",
         type=int,
-        default=2_000,
-        help="sdk: messages per burst; notifications: how many",
+        help="sdk: messages per burst (2,000); notifications: how many (2,000); export: the"
+        " long conversation's (100,000)",
     )
     parser.add_argument(
         "--rounds", type=int, help="sdk: bursts per receiver (5); compare: A/B rounds (2)"

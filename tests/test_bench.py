@@ -66,3 +66,13 @@ async def test_each_peer_acks_and_delivers_every_message_it_accepts(
         assert row[stack]["delivered"] == row[stack]["acked"], stack
         assert row[stack]["errors"] == {}, stack
         assert row[stack]["server_cpu_us_per_message"] > 0, stack
+
+
+async def test_the_export_bench_streams_every_message_and_verifies(
+    postgres_admin_dsn: str, tmp_path: Path
+) -> None:
+    await run_bench(postgres_admin_dsn, "export", "--messages", "300", within=120, results=tmp_path)
+    row = json.loads((tmp_path / "export.json").read_text())["results"]
+    assert (row["long"]["messages"], row["short"]["messages"]) == (300, 30)
+    assert row["verify_ok"] is True
+    assert row["verify_links"] == 300 + 3  # the messages, and an edit of every hundredth

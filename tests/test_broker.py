@@ -26,6 +26,9 @@ class Recorder:
     def push(self, frame: str) -> None:
         self.frames.put_nowait(frame)
 
+    def close_soon(self, code: int, reason: str) -> None:
+        raise AssertionError(f"closed with {code}: {reason}")
+
 
 class ListBroker(Broker):
     """A backend written against the interface alone: proof that it is enough."""

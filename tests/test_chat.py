@@ -40,6 +40,9 @@ class Device:
         self.frames.append(json.loads(frame))
         self.arrived.set()
 
+    def close_soon(self, code: int, reason: str) -> None:
+        raise AssertionError(f"closed with {code}: {reason}")
+
 
 class Harness:
     """Chat on a memory broker, with John's and Mary's phone and laptop, and Eve's phone."""

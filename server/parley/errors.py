@@ -208,3 +208,17 @@ class TooManyConnectionsError(ParleyError):
 
     code = "too_many_connections"
     retryable = True
+
+
+class Held(ParleyError):
+    """A user's data is held while a report on their messages is open: erasure waits until
+    the marketplace has resolved it (internal API, 409)."""
+
+    code = "held"
+
+
+class UserErased(ParleyError):
+    """The user was erased (DELETE /internal/users/{id}): their tokens are refused, with close
+    4403 after the error, and their profile cannot be written again (internal API, 409)."""
+
+    code = "user_erased"

@@ -16,7 +16,13 @@ import msgspec
 
 from parley import metrics, protocol, server_events
 from parley.fanout.broker import Broker
-from parley.fanout.hub import envelope, note_envelope, presence_channel, user_channel
+from parley.fanout.hub import (
+    close_envelope,
+    envelope,
+    note_envelope,
+    presence_channel,
+    user_channel,
+)
 from parley.models import (
     Badge,
     Conversation,
@@ -159,6 +165,10 @@ class Events:
     async def settings_changed(self, user_id: int, settings: UserSettings, skip: str = "") -> None:
         """The user's settings, to their devices but ``skip`` (the one that changed them)."""
         await self.publish([user_id], server_events.SettingsChanged(settings=settings), skip)
+
+    async def close_user(self, user_id: int, code: int, reason: str) -> None:
+        """Close every socket of ``user_id``, on every gateway."""
+        await self._publish([(user_channel(user_id), close_envelope(code, reason))])
 
     async def conversation_updated(self, conversation: Conversation, skip: str = "") -> None:
         """A participant's own view of a conversation, to that participant."""

@@ -34,6 +34,8 @@ class Socket(Protocol):
 
     def push(self, frame: str) -> None: ...
 
+    def close_soon(self, code: int, reason: str) -> None: ...
+
 
 class TooManyConnections(Exception):
     """The user already has the allowed number of sockets in this process."""
@@ -67,6 +69,16 @@ def note_envelope(note: bytes) -> bytes:
     """A note on a user's channel, handed to Hub.on_note on every gateway holding a socket of
     that user, and to no socket."""
     return envelope(_NOTE, note)
+
+
+# In place of a connection id: close every socket of the user, on every gateway (an erased
+# user's), with the code and reason the payload holds.
+_CLOSE = "!"
+_CLOSE_SKIP = _CLOSE.encode()
+
+
+def close_envelope(code: int, reason: str) -> bytes:
+    return envelope(_CLOSE, f"{code} {reason}".encode())
 
 
 class Hub:
@@ -175,6 +187,11 @@ class Hub:
         if not sockets:
             return
         skip, _, event = received.payload.partition(_SEPARATOR)
+        if skip == _CLOSE_SKIP:
+            code, _, reason = event.decode().partition(" ")
+            for socket in tuple(sockets):
+                socket.close_soon(int(code), reason)
+            return
         if skip == _NOTE_SKIP:
             if self.on_note is not None:
                 self.on_note(user_id, event)

@@ -9,7 +9,13 @@ from typing import Protocol
 from starlette.websockets import WebSocket
 
 from parley import protocol
-from parley.errors import ProtocolError, TooManyConnectionsError, Unauthorized, Unavailable
+from parley.errors import (
+    ProtocolError,
+    TooManyConnectionsError,
+    Unauthorized,
+    Unavailable,
+    UserErased,
+)
 from parley.fanout.hub import Socket, TooManyConnections
 from parley.gateway.shared import Gateway
 from parley.gateway.tokens import Watched
@@ -18,6 +24,7 @@ from parley.protocol import (
     WS_1011_INTERNAL_ERROR,
     WS_4400_HELLO_EXPECTED,
     WS_4401_UNAUTHORIZED,
+    WS_4403_USER_ERASED,
     WS_4408_HELLO_TIMEOUT,
     WS_4429_TOO_MANY_CONNECTIONS,
     error_frame,
@@ -88,6 +95,11 @@ async def first_frame(session: Session) -> bool:
         await gateway.hub.remove(session)
         await session.send_now(error_frame(error, frame.id))
         await session.close_socket(WS_1011_INTERNAL_ERROR, "database unavailable")
+        return False
+    except UserErased as error:
+        await gateway.hub.remove(session)
+        await session.send_now(error_frame(error, frame.id))
+        await session.close_socket(WS_4403_USER_ERASED, "this user was erased")
         return False
     except BaseException:
         await gateway.hub.remove(session)

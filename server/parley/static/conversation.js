@@ -81,6 +81,13 @@ export function place(message) {
   renderSeen();
 }
 
+/** A text with no content or an image with no URL: its sender's data was erased.
+ * @param {any} message */
+function isErased(message) {
+  if (message.message_type === "text") return !message.content;
+  return message.message_type === "image" && !message.metadata?.url;
+}
+
 /** @param {any} message */
 function bubble(message) {
   const mine = message.sender_id === state.me;
@@ -90,6 +97,8 @@ function bubble(message) {
     body = el("div", { class: "bubble unsent" }, [mine ? "You unsent a message" : "Message unsent"]);
   } else if (message.message_type === "offer") {
     body = offerCard(message, mine);
+  } else if (isErased(message)) {
+    body = el("div", { class: "bubble unsent" }, ["Content removed"]);
   } else {
     body = el("div", { class: "bubble" }, [message.content]);
   }

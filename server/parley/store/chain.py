@@ -19,7 +19,8 @@ import msgspec
 if TYPE_CHECKING:
     from parley.store._sql import Connection
 
-# Every link of a conversation in order, with its record as the tables give it now.
+# Every link of a conversation in order, with its record as the tables give it now. A message
+# or edit record of an erased message (sql/016) is NULL: its stored digest stands for it.
 RECORDS: Final = """
     WITH v AS (
         SELECT v.id, v.message_id, v.changed_by, v.changed_at,
@@ -35,7 +36,8 @@ RECORDS: Final = """
         SELECT DISTINCT ON (message_id) message_id, first_content, first_metadata FROM v
     )
     SELECT l.n, l.kind, l.message_id, l.at, l.digest, l.hash,
-           CASE WHEN l.kind = 'message' THEN chain_message_record(
+           CASE WHEN m.erased_at IS NOT NULL AND l.kind IN ('message', 'edit') THEN NULL
+                WHEN l.kind = 'message' THEN chain_message_record(
                     m.id, m.seq, m.sender_id, m.recipient_id, m.message_type,
                     coalesce(f.first_content, m.content), coalesce(f.first_metadata, m.metadata),
                     m.created_at)

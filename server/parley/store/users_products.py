@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
-from parley.errors import Forbidden, NotFound, NotReserved
+from parley.errors import Forbidden, NotFound, NotReserved, UserErased
 from parley.models import Product, User, UserSettings
 from parley.store._sql import PRODUCT_COLUMNS, connection, shown_total
 from parley.validation import check_id, check_name, check_product, check_url
@@ -27,19 +27,21 @@ async def upsert_user(
         INSERT INTO users (id, display_name, avatar_url) VALUES ($1, $2, $3)
         ON CONFLICT (id) DO UPDATE
             SET display_name = EXCLUDED.display_name, avatar_url = EXCLUDED.avatar_url
+            WHERE users.erased_at IS NULL
         RETURNING id, display_name, avatar_url
         """,
         user_id,
         display_name,
         avatar_url,
     )
-    assert row is not None
+    if row is None:  # the conflict's update matched nothing: an erased user
+        raise UserErased(f"user {user_id} was erased")
     return User(**row)
 
 
 # The hello: the user and their badge in one read (no commit), for every connect.
 _USER_AND_BADGE: Final = f"""
-    SELECT u.id, u.display_name, u.avatar_url, u.show_presence,
+    SELECT u.id, u.display_name, u.avatar_url, u.show_presence, u.erased_at,
            {shown_total("u.id")} AS unread_total, coalesce(b.version, 0) AS unread_version
       FROM users u LEFT JOIN badges b ON b.user_id = u.id
      WHERE u.id = $1
@@ -59,6 +61,8 @@ async def ensure_user(db: Database, user_id: int) -> tuple[User, int, int, UserS
         await db.execute("INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING", user_id)
         row = await db.fetchrow(_USER_AND_BADGE, user_id)
         assert row is not None
+    if row["erased_at"] is not None:
+        raise UserErased(f"user {user_id} was erased")
     user = User(id=row["id"], display_name=row["display_name"], avatar_url=row["avatar_url"])
     settings = UserSettings(show_presence=row["show_presence"])
     return user, int(row["unread_total"]), int(row["unread_version"]), settings

@@ -12,13 +12,13 @@ from typing import Any, Final, Literal
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from parley.errors import NotFound
 from parley.models import Message, Report, User
 from parley.store import chain, disputes
 from parley.web.openapi import Operation
-from parley.web.replies import json_response
+from parley.web.replies import json_response, streamed_json
 
 
 class ExportedVersion(msgspec.Struct, frozen=True):
@@ -135,25 +135,10 @@ class ConversationExport(msgspec.Struct, frozen=True):
 
 
 async def get_conversation_export(request: Request, conversation_id: int, _: None) -> Response:
-    pool = request.app.state.services.pool
-    conn = await pool.acquire()
-    try:
-        pieces = await disputes.conversation_export(conn, conversation_id)
-    except BaseException:
-        await pool.release(conn)
-        raise
-
-    async def body() -> Any:
-        try:
-            async for piece in pieces:
-                yield piece
-        finally:
-            await pieces.aclose()
-            await pool.release(conn)
-
-    disposition = f'attachment; filename="conversation-{conversation_id}.json"'
-    return StreamingResponse(
-        body(), media_type="application/json", headers={"content-disposition": disposition}
+    return await streamed_json(
+        request.app.state.services.pool,
+        lambda conn: disputes.conversation_export(conn, conversation_id),
+        f"conversation-{conversation_id}.json",
     )
 
 

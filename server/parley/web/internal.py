@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from parley.errors import (
     ClientMsgIdConflict,
     Forbidden,
+    Held,
     InvalidArgument,
     InvalidMessage,
     NotFound,
@@ -24,12 +25,13 @@ from parley.errors import (
     ParleyError,
     ProductUnavailable,
     Unavailable,
+    UserErased,
 )
 from parley.models import SentMessage
 from parley.store import notifications
 from parley.usecases.chat import Chat
 from parley.validation import MAX_JSON_DEPTH, id_from_text, nests_deeper_than
-from parley.web import disputes
+from parley.web import disputes, user_data
 from parley.web.bodies import (
     NotificationAnswer,
     NotificationList,
@@ -56,6 +58,8 @@ _STATUS_BY_ERROR: dict[type[ParleyError], int] = {
     ProductUnavailable: 409,
     NotReserved: 409,
     NotRetryable: 409,
+    Held: 409,
+    UserErased: 409,
     InvalidArgument: 400,
     InvalidMessage: 400,
     Unavailable: 503,
@@ -186,7 +190,10 @@ OPERATIONS: Final[list[Operation]] = [
         "/internal/users/{id}",
         "Create or update a user as the marketplace knows them",
         UserBody,
-        {200: ("the user as stored", UserAnswer)},
+        {
+            200: ("the user as stored", UserAnswer),
+            409: ("the user was erased (`user_erased`): a profile is never written again", None),
+        },
         put_user,
         "putUser",
     ),
@@ -276,6 +283,7 @@ OPERATIONS: Final[list[Operation]] = [
         "retryNotification",
     ),
     *disputes.OPERATIONS,
+    *user_data.OPERATIONS,
 ]
 _DOCUMENT: Final = dumps(OPERATIONS).encode()
 

@@ -3,11 +3,13 @@ further than a limit."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -33,3 +35,32 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def streamed_json(
+    pool: asyncpg.Pool[Any],
+    pieces_on: Callable[[Any], Awaitable[AsyncGenerator[bytes, None]]],
+    filename: str,
+) -> Response:
+    """A JSON document written out in pieces as ``pieces_on(connection)`` makes them, on a
+    connection of its own that goes back to the pool when the last piece is out or the client
+    leaves; whatever ``pieces_on`` raises before the first piece is raised here."""
+    conn = await pool.acquire()
+    try:
+        pieces = await pieces_on(conn)
+    except BaseException:
+        await pool.release(conn)
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            await pieces.aclose()
+            await pool.release(conn)
+
+    disposition = f'attachment; filename="{filename}"'
+    return StreamingResponse(
+        body(), media_type="application/json", headers={"content-disposition": disposition}
+    )
