@@ -3,6 +3,7 @@
     python -m bench s1 --concurrency 8,32,128 --seconds 10
     python -m bench s2 --concurrency 32
     python -m bench sdk --messages 2000 --rounds 5   # the Python SDK against a bare client
+    python -m bench s7               # search at 1,000,000 messages: median and p95, the plan
     python -m bench export           # a dispute export of 100,000 messages: memory, time
     python -m bench smoke            # a few seconds of everything, for the test suite
     python -m bench compare 0ebd93d HEAD --rounds 2   # two revisions, interleaved, as ratios
@@ -30,7 +31,7 @@ from typing import Any, Final
 import psutil
 import uvloop
 
-from bench import compare, export, gateways, loadgen, notifications, sdk
+from bench import compare, export, gateways, loadgen, notifications, sdk, search
 from bench.pieces import (
     BENCH_SECRET,
     CONVERSATIONS,
@@ -553,6 +554,8 @@ async def main(args: argparse.Namespace) -> int:
                 result = await gateways.gateways(admin_dsn, concurrency, args.seconds)
             elif scenario == "notifications":
                 result = await notifications.notifications(admin_dsn, args.messages or 2_000)
+            elif scenario == "s7":
+                result = await search.s7(admin_dsn, args.messages or 1_000_000)
             elif scenario == "export":
                 result = await export.export(admin_dsn, args.messages or 100_000)
             elif scenario == "sdk":
@@ -581,6 +584,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
             "s4",
             "s5",
             "s6",
+            "s7",
             "peers",
             "sdk",
             "smoke",
@@ -603,7 +607,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--messages",
         type=int,
         help="sdk: messages per burst (2,000); notifications: how many (2,000); export: the"
-        " long conversation's (100,000)",
+        " long conversation's (100,000); s7: all of them (1,000,000)",
     )
     parser.add_argument(
         "--rounds", type=int, help="sdk: bursts per receiver (5); compare: A/B rounds (2)"

@@ -76,3 +76,13 @@ async def test_the_export_bench_streams_every_message_and_verifies(
     assert (row["long"]["messages"], row["short"]["messages"]) == (300, 30)
     assert row["verify_ok"] is True
     assert row["verify_links"] == 300 + 3  # the messages, and an edit of every hundredth
+
+
+async def test_s7_searches_as_a_user_through_the_gin_index(
+    postgres_admin_dsn: str, tmp_path: Path
+) -> None:
+    await run_bench(postgres_admin_dsn, "s7", "--messages", "4000", within=120, results=tmp_path)
+    row = json.loads((tmp_path / "s7.json").read_text())["results"]
+    assert row["queries"] == 200
+    assert row["median_ms"] > 0
+    assert row["uses_gin_index"] is True, row["plan"]

@@ -329,7 +329,7 @@ async def test_reads_of_state_publish_nothing(
     assert (await harness.chat.get(world.mary.id, conversation.id)).unread_count == 1
     page = await harness.chat.inbox(world.mary.id, None, 20, False)
     assert [c.id for c in page.conversations] == [conversation.id]
-    assert len(await harness.chat.history(world.mary.id, conversation.id, None, 50)) == 1
+    assert len(await harness.chat.finder.history(world.mary.id, conversation.id, None, 50)) == 1
     synced = await harness.chat.sync(world.mary.id, {conversation.id: 0, 999_999: 0})
     assert [len(c.messages) for c in synced.conversations] == [1]
     assert (synced.not_found, synced.unread_total) == ([999_999], 1)

@@ -21,6 +21,12 @@ export interface Product {
   reserved_for?: number | null;
 }
 
+/** One page of `search`: each message found, with [start, end) code point offsets. */
+export interface SearchPage {
+  results: { conversation_id: number; message: Message; highlights: [number, number][] }[];
+  next: number | null;
+}
+
 export interface Message {
   id: number;
   conversation_id: number;
@@ -244,13 +250,21 @@ export declare class ParleyClient {
   declineOffer(messageId: number): Promise<OfferAnswer>;
   counterOffer(messageId: number, amountCents: number): Promise<OfferAnswer>;
   withdrawOffer(messageId: number): Promise<OfferAnswer>;
-  history(conversationId: number, options?: { beforeSeq?: number; limit?: number }): Promise<Message[]>;
+  history(
+    conversationId: number,
+    options?: { beforeSeq?: number; aroundSeq?: number; limit?: number },
+  ): Promise<Message[]>;
+  search(
+    query: string,
+    options?: { conversationId?: number; before?: number | null; limit?: number },
+  ): Promise<SearchPage>;
   markRead(conversationId: number, upToSeq: number): Promise<MarkReadResult>;
   typing(conversationId: number): void;
   inbox(options?: {
     cursor?: string | null;
     limit?: number;
     archived?: boolean;
+    query?: string;
   }): Promise<{ conversations: Conversation[]; next_cursor: string | null }>;
   delete(conversationId: number): Promise<Conversation>;
   archive(conversationId: number): Promise<Conversation>;

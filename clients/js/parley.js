@@ -18,6 +18,7 @@
 /** @typedef {import("./parley").ParleyEvents} ParleyEvents */
 /** @typedef {import("./parley").Status} Status */
 /** @typedef {import("./parley").OfferAnswer} OfferAnswer */
+/** @typedef {import("./parley").SearchPage} SearchPage */
 
 const DEFAULT_TYPING_INTERVAL_MS = 2000;
 const SYNC_BATCH = 100; // conversations per sync frame, the server's bound
@@ -866,18 +867,37 @@ export class ParleyClient {
   }
 
   /**
-   * Messages before `beforeSeq` (the newest if omitted), oldest first.
+   * Messages before `beforeSeq` (the newest if omitted), oldest first; or, with `aroundSeq`,
+   * a page with that message in it, about half the page before it (to open a search result).
    * @param {number} conversationId
-   * @param {{beforeSeq?: number, limit?: number}} [options]
+   * @param {{beforeSeq?: number, aroundSeq?: number, limit?: number}} [options]
    * @returns {Promise<Message[]>}
    */
   async history(conversationId, options = {}) {
     /** @type {Record<string, unknown>} */
     const frame = { type: "message.history", conversation_id: conversationId };
     if (options.beforeSeq != null) frame.before_seq = options.beforeSeq;
+    if (options.aroundSeq != null) frame.around_seq = options.aroundSeq;
     if (options.limit != null) frame.limit = options.limit;
     const data = /** @type {any} */ (await this._request(frame));
     return data.messages;
+  }
+
+  /**
+   * The user's messages holding every word of `query` (the last one as a prefix; case and
+   * accents aside), newest first. `highlights` are [start, end) offsets in code points (use
+   * `Array.from(content)` to cut them), never markup. Pass `next` back as `before`.
+   * @param {string} query
+   * @param {{conversationId?: number, before?: number | null, limit?: number}} [options]
+   * @returns {Promise<SearchPage>}
+   */
+  async search(query, options = {}) {
+    /** @type {Record<string, unknown>} */
+    const frame = { type: "message.search", query };
+    if (options.conversationId != null) frame.conversation_id = options.conversationId;
+    if (options.before != null) frame.before = options.before;
+    if (options.limit != null) frame.limit = options.limit;
+    return /** @type {any} */ (await this._request(frame));
   }
 
   /** @param {number} conversationId @param {number} upToSeq */
@@ -909,8 +929,9 @@ export class ParleyClient {
   }
 
   /**
-   * The inbox, newest first; `archived: true` for the archive.
-   * @param {{cursor?: string | null, limit?: number, archived?: boolean}} [options]
+   * The inbox, newest first; `archived: true` for the archive; `query` keeps the
+   * conversations whose product title or other party's name holds it.
+   * @param {{cursor?: string | null, limit?: number, archived?: boolean, query?: string}} [options]
    * @returns {Promise<{conversations: Conversation[], next_cursor: string | null}>}
    */
   async inbox(options = {}) {
@@ -920,6 +941,7 @@ export class ParleyClient {
         cursor: options.cursor ?? null,
         limit: options.limit ?? 20,
         archived: options.archived ?? false,
+        ...(options.query ? { query: options.query } : {}),
       })
     );
     for (const conversation of data.conversations) this._learn(conversation);

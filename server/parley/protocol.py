@@ -24,6 +24,7 @@ from parley.validation import (
     Id,
     PageLimit,
     PositiveSeq,
+    SearchQuery,
     Seq,
     nests_deeper_than,
 )
@@ -73,6 +74,7 @@ class ConversationList(Request, tag="conversation.list", frozen=True):
     cursor: str | None = None
     limit: PageLimit = 20
     archived: bool = False
+    query: SearchQuery | None = None  # the product's title or the other party's name holds it
 
 
 class ConversationGet(Request, tag="conversation.get", frozen=True):
@@ -91,6 +93,15 @@ class MessageHistory(Request, tag="message.history", frozen=True):
     conversation_id: Id
     before_seq: PositiveSeq | None = None
     limit: PageLimit = 50
+    # Instead of before_seq: a page with this seq in it, about half the page before it.
+    around_seq: PositiveSeq | None = None
+
+
+class MessageSearch(Request, tag="message.search", frozen=True):
+    query: SearchQuery
+    conversation_id: Id | None = None
+    before: Id | None = None  # the `next` of the previous page
+    limit: PageLimit = 20
 
 
 class ConversationRead(Request, tag="conversation.read", frozen=True):
@@ -217,6 +228,7 @@ ClientFrame = (
     | ConversationGet
     | MessageSend
     | MessageHistory
+    | MessageSearch
     | ConversationRead
     | MessageReceived
     | ConversationDelete

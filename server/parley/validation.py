@@ -45,6 +45,9 @@ SYNC_PAGE: Final = 100
 # The schema's CHECK on messages.client_msg_id says the same.
 MAX_CLIENT_MSG_ID: Final = 64
 ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
+# message.search's query (store/search.py reads its words; none is invalid_argument).
+MAX_SEARCH_CHARS: Final = 200
+SearchQuery = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SEARCH_CHARS)]
 
 # How deep JSON may nest: a frame or body itself, and the metadata inside a message.
 MAX_JSON_DEPTH: Final = 32

@@ -22,6 +22,7 @@ from parley_client.events import (
     Status,
     StatusEvent,
 )
+from parley_client.finding import FindingCalls
 from parley_client.offers import OfferCalls
 from parley_client.presence import Presence
 from parley_client.receipts import Receipts
@@ -37,7 +38,7 @@ def new_client_msg_id() -> str:
     return uuid.uuid4().hex
 
 
-class ParleyClient(OfferCalls):
+class ParleyClient(OfferCalls, FindingCalls):
     """``async with ParleyClient(url, token) as client``; ``token`` a str or an async
     function returning one (called again on every reconnect and token renewal)."""
 
@@ -334,15 +335,6 @@ class ParleyClient(OfferCalls):
         )
         return data
 
-    async def history(
-        self, conversation_id: int, before_seq: int | None = None, limit: int = 50
-    ) -> list[Frame]:
-        frame: Frame = {"type": "message.history", "conversation_id": conversation_id}
-        frame["limit"] = limit
-        if before_seq is not None:
-            frame["before_seq"] = before_seq
-        return list((await self.request(frame))["messages"])
-
     async def mark_read(self, conversation_id: int, up_to_seq: int) -> Frame:
         receipt: Frame = await self.request(
             {
@@ -366,15 +358,8 @@ class ParleyClient(OfferCalls):
         if await self._connection.send_unanswered(frame):
             self._typing_sent[conversation_id] = now
 
-    async def inbox(
-        self, cursor: str | None = None, limit: int = 20, archived: bool = False
-    ) -> Frame:
-        data: Frame = await self.request(
-            {"type": "conversation.list", "cursor": cursor, "limit": limit, "archived": archived}
-        )
-        for conversation in data["conversations"]:
-            self._view.learn(conversation)
-        return data
+    def _learn(self, conversation: Frame) -> None:
+        self._view.learn(conversation)
 
     async def _change(self, kind: str, conversation_id: int) -> Frame:
         data = await self.request({"type": kind, "conversation_id": conversation_id})

@@ -79,7 +79,9 @@ async def _open(caller: Caller, frame: protocol.ConversationOpen) -> object:
 
 @_handles(protocol.ConversationList)
 async def _list(caller: Caller, frame: protocol.ConversationList) -> object:
-    return await caller.chat.inbox(caller.user_id, frame.cursor, frame.limit, frame.archived)
+    return await caller.chat.inbox(
+        caller.user_id, frame.cursor, frame.limit, frame.archived, frame.query
+    )
 
 
 @_handles(protocol.ConversationGet)
@@ -224,10 +226,17 @@ async def _unmute(caller: Caller, frame: protocol.ConversationUnmute) -> object:
 
 @_handles(protocol.MessageHistory)
 async def _history(caller: Caller, frame: protocol.MessageHistory) -> object:
-    messages = await caller.chat.history(
-        caller.user_id, frame.conversation_id, frame.before_seq, frame.limit
+    messages = await caller.chat.finder.history(
+        caller.user_id, frame.conversation_id, frame.before_seq, frame.limit, frame.around_seq
     )
     return {"messages": messages}
+
+
+@_handles(protocol.MessageSearch)
+async def _search(caller: Caller, frame: protocol.MessageSearch) -> object:
+    return await caller.chat.finder.search(
+        caller.user_id, frame.query, frame.conversation_id, frame.before, frame.limit
+    )
 
 
 @_handles(protocol.ConversationRead)

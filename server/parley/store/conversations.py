@@ -161,23 +161,51 @@ INBOX_QUERY: Final = f"""
 """
 
 
+def _own(flag: str) -> str:
+    return f"CASE WHEN c.buyer_id = $1 THEN c.{flag}_by_buyer ELSE c.{flag}_by_seller END"
+
+
+# The inbox filtered by the product's title and the other side's name, folded as search
+# folds them (sql/017): every conversation of the user is read, which a person's inbox
+# (thousands at most) allows.
+FILTERED_INBOX_QUERY: Final = f"""
+    SELECT c.*, {VIEW_COLUMNS}
+      FROM conversations c {view_joins("c", "$1")}
+     WHERE {participant("$1")}
+       AND ({_own("archived")} OR c.status = 'archived') = $2
+       AND NOT {_own("deleted")} AND NOT {_own("blocked")}
+       AND c.last_message_at IS NOT NULL
+       AND (c.last_message_at, c.id) < ($3, $4)
+       AND (strpos(parley_fold(p.title), parley_fold($6)) > 0
+            OR strpos(parley_fold(u.display_name), parley_fold($6)) > 0)
+     ORDER BY c.last_message_at DESC, c.id DESC
+     LIMIT $5
+"""
+
+
 async def inbox(
     db: Database,
     user_id: int,
     cursor: str | None = None,
     limit: int = 20,
     archived: bool = False,
+    query: str | None = None,
 ) -> InboxPage:
     """One page of the user's conversations, as buyer and seller together, newest activity first.
 
     Conversations without messages, and those the user deleted (until a new message arrives),
     are left out. ``archived=True`` lists the user's archive instead: what they archived, and
     every conversation whose listing is sold or deleted. ``next_cursor`` is None on the last
-    page; pass it back unchanged to get the next one.
+    page; pass it back unchanged to get the next one. ``query`` keeps only conversations
+    whose product title or other party's name holds it (case and accents aside).
     """
     check_page_limit(limit)
     before_at, before_id = decode_cursor(cursor)
-    rows = await db.fetch(INBOX_QUERY, user_id, archived, before_at, before_id, limit + 1)
+    args = (user_id, archived, before_at, before_id, limit + 1)
+    if query:
+        rows = await db.fetch(FILTERED_INBOX_QUERY, *args, query)
+    else:
+        rows = await db.fetch(INBOX_QUERY, *args)
     conversations = [conversation_view(row, user_id) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

@@ -334,7 +334,7 @@ async def history(
         raise InvalidArgument("before_seq must be a positive seq")
     newest = MAX_ID if before_seq is None else before_seq
     async with connection(db) as conn:
-        cleared = await _cleared_seq(conn, conversation_id, user_id)
+        cleared = await cleared_seq(conn, conversation_id, user_id)
         rows = await conn.fetch(HISTORY_QUERY, conversation_id, cleared, newest, limit)
     return [Message(**row) for row in reversed(rows)]
 
@@ -347,12 +347,12 @@ async def messages_after(
     if after_seq < 0:
         raise InvalidArgument("after_seq must not be negative")
     async with connection(db) as conn:
-        cleared = await _cleared_seq(conn, conversation_id, user_id)
+        cleared = await cleared_seq(conn, conversation_id, user_id)
         rows = await conn.fetch(_AFTER_QUERY, conversation_id, max(after_seq, cleared), limit)
     return [Message(**row) for row in rows]
 
 
-async def _cleared_seq(conn: Connection, conversation_id: int, user_id: int) -> int:
+async def cleared_seq(conn: Connection, conversation_id: int, user_id: int) -> int:
     cleared = await conn.fetchval(
         f"""
         SELECT {own_cleared("$2")}

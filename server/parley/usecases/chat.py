@@ -39,6 +39,7 @@ from parley.usecases.base import after_commit, tell_views, use_case
 from parley.usecases.batching import Batcher
 from parley.usecases.changes import MessageChanges
 from parley.usecases.controls import Controls
+from parley.usecases.finding import Finder
 from parley.usecases.moderation import Moderation
 from parley.usecases.offers import Offers
 from parley.usecases.receipts import Receipts
@@ -85,6 +86,7 @@ class Chat:
         self.offers = Offers(pool, events, limits)
         self.controls = Controls(pool, events)
         self.receipts = Receipts(pool, events, self._peer, self._push_badge)
+        self.finder = Finder(pool)
 
     async def idle(self) -> None:
         """Wait until the events of everything committed so far are with the broker."""
@@ -107,9 +109,9 @@ class Chat:
 
     @use_case
     async def inbox(
-        self, user_id: int, cursor: str | None, limit: int, archived: bool
+        self, user_id: int, cursor: str | None, limit: int, archived: bool, query: str | None = None
     ) -> InboxPage:
-        page = await store.inbox(self.pool, user_id, cursor, limit, archived)
+        page = await store.inbox(self.pool, user_id, cursor, limit, archived, query)
         for conversation in page.conversations:
             self._seen(conversation)
         return page
@@ -163,12 +165,6 @@ class Chat:
         if message.safety and not result.replayed:
             self.moderation.flagged(message)
         return result
-
-    @use_case
-    async def history(
-        self, user_id: int, conversation_id: int, before_seq: int | None, limit: int
-    ) -> list[Message]:
-        return await store.history(self.pool, conversation_id, user_id, before_seq, limit)
 
     async def read(
         self, user_id: int, conversation_id: int, up_to_seq: int, connection_id: str = ""
