@@ -18,6 +18,7 @@ import { el, byId, show } from "/static/dom.js";
 import { refreshInbox, remember, renderInbox, selectTab } from "/static/inbox.js";
 import { explain, say } from "/static/notices.js";
 import { makeOffer } from "/static/offers.js";
+import { clearSearch, onSearchInput } from "/static/search.js";
 import { bindPrivacy, renderPrivacy } from "/static/presence.js";
 import { state } from "/static/state.js";
 
@@ -113,6 +114,7 @@ function logout() {
   sessionStorage.removeItem("parley-user");
   state.conversations.clear();
   closeConversation();
+  clearSearch();
   show(byId("logout"), false);
   show(byId("privacy"), false);
   byId("me").textContent = "";
@@ -265,6 +267,8 @@ byId("text").addEventListener("keydown", (event) => {
   if (event.key === "Escape" && state.editing != null) stopEditing();
 });
 byId("logout").addEventListener("click", logout);
+byId("search-input").addEventListener("input", onSearchInput);
+byId("search").addEventListener("submit", (event) => event.preventDefault());
 bindPrivacy();
 for (const button of document.querySelectorAll("[data-tab]")) {
   button.addEventListener("click", () => selectTab(button.getAttribute("data-tab") ?? "inbox"));

@@ -9,8 +9,10 @@ import { state } from "/static/state.js";
 
 const PAGE = 30; // messages per history page
 
-/** @param {any} conversation */
-export async function openConversation(conversation) {
+/** Open a conversation at its newest messages, or, with `aroundSeq`, at that message (a
+ * search result), marked; scrolling up loads older ones either way.
+ * @param {any} conversation @param {number} [aroundSeq] */
+export async function openConversation(conversation, aroundSeq) {
   const client = state.client;
   if (!client) return;
   state.open = conversation;
@@ -28,12 +30,19 @@ export async function openConversation(conversation) {
   renderInbox();
   // The history is not news: a screen reader reads out only what arrives after it.
   list.setAttribute("aria-busy", "true");
-  const messages = await client.history(conversation.id, { limit: PAGE });
+  const page = aroundSeq ? { aroundSeq, limit: PAGE } : { limit: PAGE };
+  const messages = await client.history(conversation.id, page);
   if (state.open?.id !== conversation.id) return;
   state.oldestSeq = messages.length ? messages[0].seq : 0;
   for (const message of messages) place(message);
   list.setAttribute("aria-busy", "false");
-  scrollToEnd();
+  const found = aroundSeq ? list.querySelector(`[data-seq="${aroundSeq}"]`) : null;
+  if (found) {
+    found.classList.add("found");
+    found.scrollIntoView({ block: "center" });
+  } else {
+    scrollToEnd();
+  }
   markRead();
   byId("text").focus();
 }

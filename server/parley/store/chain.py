@@ -56,20 +56,20 @@ RECORDS: Final = """
 """
 # Messages the chain does not hold (inserted with the triggers off), and offers whose status is
 # not the one their last link says.
+# (Set operations, not a correlated look-up per message: the links' only index is by n.)
 _UNCHAINED: Final = """
-    SELECT m.id FROM messages m
-     WHERE m.conversation_id = $1
-       AND NOT EXISTS (SELECT 1 FROM chain_links l
-                        WHERE l.conversation_id = $1 AND l.message_id = m.id
-                          AND l.kind = 'message')
-     ORDER BY m.seq LIMIT 1
+    SELECT id FROM messages WHERE conversation_id = $1
+    EXCEPT
+    SELECT message_id FROM chain_links WHERE conversation_id = $1 AND kind = 'message'
+    ORDER BY 1 LIMIT 1
 """
 _OFFER_DRIFT: Final = """
-    SELECT m.id, last.n FROM messages m
-      JOIN LATERAL (SELECT l.n, l.offer_status FROM chain_links l
-                     WHERE l.conversation_id = $1 AND l.message_id = m.id AND l.kind = 'offer'
-                     ORDER BY l.n DESC LIMIT 1) last ON true
-     WHERE m.conversation_id = $1 AND m.offer_status IS DISTINCT FROM last.offer_status
+    SELECT m.id, last.n
+      FROM (SELECT DISTINCT ON (message_id) message_id, n, offer_status FROM chain_links
+             WHERE conversation_id = $1 AND kind = 'offer'
+             ORDER BY message_id, n DESC) last
+      JOIN messages m ON m.id = last.message_id
+     WHERE m.offer_status IS DISTINCT FROM last.offer_status
      ORDER BY last.n LIMIT 1
 """
 PREFETCH: Final = 500
