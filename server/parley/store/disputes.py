@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 FORMAT: Final = "parley.dispute-export/1"
 
-_CONVERSATION: Final = """
+CONVERSATION: Final = """
     SELECT c.id, c.product_id, c.buyer_id, c.seller_id, c.status, c.created_at, c.last_seq,
            c.buyer_cleared_seq, c.seller_cleared_seq, c.deleted_by_buyer, c.deleted_by_seller,
            c.archived_by_buyer, c.archived_by_seller, c.blocked_by_buyer, c.blocked_by_seller,
@@ -123,7 +123,7 @@ async def conversation_export(
 
 async def _head(conn: Connection, conversation_id: int) -> bytes:
     """Everything before the messages: small, read at once."""
-    c = await conn.fetchrow(_CONVERSATION, conversation_id)
+    c = await conn.fetchrow(CONVERSATION, conversation_id)
     if c is None:
         raise NotFound(f"conversation {conversation_id} not found")
     product = await conn.fetchrow(_PRODUCT, c["product_id"])
@@ -134,7 +134,7 @@ async def _head(conn: Connection, conversation_id: int) -> bytes:
     head: dict[str, Any] = {
         "format": FORMAT,
         "exported_at": datetime.now(UTC),
-        "conversation": _conversation(c),
+        "conversation": conversation_record(c),
         "product": dict(product) if product is not None else None,
         "users": [dict(u) for u in users],
         "blocks": [dict(b) for b in blocks],
@@ -145,7 +145,9 @@ async def _head(conn: Connection, conversation_id: int) -> bytes:
     return encoded[:-1] + b',"messages":['  # the object stays open for what follows
 
 
-def _conversation(c: Any) -> dict[str, Any]:
+def conversation_record(c: Any) -> dict[str, Any]:
+    """A conversation as the marketplace sees it: both sides' state (CONVERSATION's row)."""
+
     def side(name: str) -> dict[str, Any]:
         return {
             "user_id": c[f"{name}_id"],

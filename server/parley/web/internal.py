@@ -31,7 +31,7 @@ from parley.models import SentMessage
 from parley.store import notifications
 from parley.usecases.chat import Chat
 from parley.validation import MAX_JSON_DEPTH, id_from_text, nests_deeper_than
-from parley.web import disputes, user_data
+from parley.web import admin, disputes, user_data
 from parley.web.bodies import (
     NotificationAnswer,
     NotificationList,
@@ -284,6 +284,7 @@ OPERATIONS: Final[list[Operation]] = [
     ),
     *disputes.OPERATIONS,
     *user_data.OPERATIONS,
+    *admin.OPERATIONS,
 ]
 _DOCUMENT: Final = dumps(OPERATIONS).encode()
 
