@@ -10,20 +10,13 @@ from parley.errors import NotFound
 from parley.models import Message
 from parley.store._sql import MESSAGE_COLUMNS, connection
 from parley.store.disputes import CONVERSATION, conversation_record
+from parley.store.erasure import USER_CONVERSATIONS
 from parley.validation import check_id, check_page_limit
 
 if TYPE_CHECKING:
     from parley.store._sql import Database
 
-_USER_CONVERSATIONS: Final = """
-    SELECT c.id, c.product_id, p.title AS product_title,
-           CASE WHEN c.buyer_id = $1 THEN 'buyer' ELSE 'seller' END AS role,
-           CASE WHEN c.buyer_id = $1 THEN c.seller_id ELSE c.buyer_id END AS other_user_id,
-           c.created_at, c.last_message_at, c.last_seq
-      FROM conversations c JOIN products p ON p.id = c.product_id
-     WHERE $1 IN (c.buyer_id, c.seller_id) AND c.id > $2
-     ORDER BY c.id LIMIT $3
-"""
+_USER_CONVERSATIONS: Final = USER_CONVERSATIONS + " AND c.id > $2 ORDER BY c.id LIMIT $3"
 _MESSAGES: Final = f"""
     SELECT {MESSAGE_COLUMNS} FROM messages
      WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3

@@ -83,14 +83,17 @@ _PROFILE: Final = """
            erased_at
       FROM users WHERE id = $1
 """
-_CONVERSATIONS: Final = """
+# A user's conversations as they appear in their export and in the admin reads (admin.py
+# pages them by id).
+USER_CONVERSATIONS: Final = """
     SELECT c.id, c.product_id, p.title AS product_title,
            CASE WHEN c.buyer_id = $1 THEN 'buyer' ELSE 'seller' END AS role,
            CASE WHEN c.buyer_id = $1 THEN c.seller_id ELSE c.buyer_id END AS other_user_id,
            c.created_at, c.last_message_at, c.last_seq
       FROM conversations c JOIN products p ON p.id = c.product_id
-     WHERE $1 IN (c.buyer_id, c.seller_id) ORDER BY c.id
+     WHERE $1 IN (c.buyer_id, c.seller_id)
 """
+_ALL_CONVERSATIONS: Final = USER_CONVERSATIONS + " ORDER BY c.id"
 _REPORTS: Final = """
     SELECT id, message_id, reason, status, resolution, created_at, resolved_at
       FROM reports WHERE reporter_id = $1 ORDER BY id
@@ -123,7 +126,7 @@ async def user_export(conn: Connection, user_id: int) -> AsyncGenerator[bytes, N
             "format": FORMAT,
             "exported_at": datetime.now(UTC),
             "profile": dict(profile),
-            "conversations": [dict(r) for r in await conn.fetch(_CONVERSATIONS, user_id)],
+            "conversations": [dict(r) for r in await conn.fetch(_ALL_CONVERSATIONS, user_id)],
             "reports": [dict(r) for r in await conn.fetch(_REPORTS, user_id)],
             "blocks": [dict(r) for r in await conn.fetch(_BLOCKS, user_id)],
         }
