@@ -141,6 +141,21 @@ CREATE TRIGGER messages_chain_insert
     AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_chain_insert();
 
+-- An edit's or an unsend's link, from its message_versions row and the content after it (an
+-- unsend's record holds no content): for the trigger below and for the migration's backfill.
+CREATE FUNCTION chain_append_change(
+    conversation bigint, message bigint, change text, version bigint, changed_by bigint,
+    changed_at timestamptz, content text, metadata jsonb
+) RETURNS void
+LANGUAGE sql AS $$
+    SELECT chain_append(
+        conversation, change, message, version, NULL, changed_at,
+        sha256(chain_record(VARIADIC CASE change
+            WHEN 'unsend' THEN chain_unsend_record(message, version, changed_by, changed_at)
+            ELSE chain_edit_record(message, version, changed_by, content, metadata, changed_at)
+        END)))
+$$;
+
 -- An edit or an unsend wrote its message_versions row before the update (store/changes.py).
 -- An unsend that withdraws an open offer appends its unsend link, then the offer's.
 CREATE FUNCTION messages_chain_changes() RETURNS trigger
@@ -152,18 +167,11 @@ BEGIN
        IS DISTINCT FROM (NEW.content, NEW.metadata, NEW.unsent_at) THEN
         SELECT v.id, v.changed_by, v.changed_at INTO version
           FROM message_versions v WHERE v.message_id = NEW.id ORDER BY v.id DESC LIMIT 1;
-        IF NEW.unsent_at IS NOT NULL AND OLD.unsent_at IS NULL THEN
-            PERFORM chain_append(
-                NEW.conversation_id, 'unsend', NEW.id, version.id, NULL, version.changed_at,
-                sha256(chain_record(VARIADIC chain_unsend_record(
-                    NEW.id, version.id, version.changed_by, version.changed_at))));
-        ELSE
-            PERFORM chain_append(
-                NEW.conversation_id, 'edit', NEW.id, version.id, NULL, version.changed_at,
-                sha256(chain_record(VARIADIC chain_edit_record(
-                    NEW.id, version.id, version.changed_by, NEW.content, NEW.metadata,
-                    version.changed_at))));
-        END IF;
+        PERFORM chain_append_change(
+            NEW.conversation_id, NEW.id,
+            CASE WHEN NEW.unsent_at IS NOT NULL AND OLD.unsent_at IS NULL
+                 THEN 'unsend' ELSE 'edit' END,
+            version.id, version.changed_by, version.changed_at, NEW.content, NEW.metadata);
     END IF;
     IF OLD.offer_status IS DISTINCT FROM NEW.offer_status THEN
         PERFORM chain_append(
@@ -215,18 +223,9 @@ BEGIN
             WINDOW w AS (PARTITION BY v.message_id ORDER BY v.id)
              ORDER BY v.id
         LOOP
-            IF r.change = 'unsend' THEN
-                PERFORM chain_append(
-                    c.id, 'unsend', r.message_id, r.id, NULL, r.changed_at,
-                    sha256(chain_record(VARIADIC chain_unsend_record(
-                        r.message_id, r.id, r.changed_by, r.changed_at))));
-            ELSE
-                PERFORM chain_append(
-                    c.id, 'edit', r.message_id, r.id, NULL, r.changed_at,
-                    sha256(chain_record(VARIADIC chain_edit_record(
-                        r.message_id, r.id, r.changed_by, r.content, r.metadata,
-                        r.changed_at))));
-            END IF;
+            PERFORM chain_append_change(
+                c.id, r.message_id, r.change, r.id, r.changed_by, r.changed_at, r.content,
+                r.metadata);
         END LOOP;
     END LOOP;
 END;

@@ -23,49 +23,26 @@ BEGIN
 END;
 $$;
 
--- An erasure is not an edit: no link (sql/015), and it cannot be undone.
-CREATE OR REPLACE FUNCTION messages_chain_changes() RETURNS trigger
+-- An erasure is not an edit: the statement that erases appends no link (sql/015's trigger
+-- does not fire when erased_at changes), and an erasure is never undone.
+DROP TRIGGER messages_chain_changes ON messages;
+CREATE TRIGGER messages_chain_changes
+    AFTER UPDATE OF content, metadata, unsent_at, offer_status ON messages
+    FOR EACH ROW
+    WHEN ((OLD.content, OLD.metadata, OLD.unsent_at, OLD.offer_status)
+          IS DISTINCT FROM (NEW.content, NEW.metadata, NEW.unsent_at, NEW.offer_status)
+          AND OLD.erased_at IS NOT DISTINCT FROM NEW.erased_at)
+    EXECUTE FUNCTION messages_chain_changes();
+
+CREATE FUNCTION messages_erasure_is_final() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    version record;
 BEGIN
-    IF OLD.erased_at IS NOT NULL AND NEW.erased_at IS NULL THEN
-        RAISE EXCEPTION 'message % was erased: it cannot be restored', OLD.id
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    IF OLD.erased_at IS NULL AND NEW.erased_at IS NOT NULL THEN
-        NULL;  -- the erasure's own redaction
-    ELSIF (OLD.content, OLD.metadata, OLD.unsent_at)
-          IS DISTINCT FROM (NEW.content, NEW.metadata, NEW.unsent_at) THEN
-        SELECT v.id, v.changed_by, v.changed_at INTO version
-          FROM message_versions v WHERE v.message_id = NEW.id ORDER BY v.id DESC LIMIT 1;
-        IF NEW.unsent_at IS NOT NULL AND OLD.unsent_at IS NULL THEN
-            PERFORM chain_append(
-                NEW.conversation_id, 'unsend', NEW.id, version.id, NULL, version.changed_at,
-                sha256(chain_record(VARIADIC chain_unsend_record(
-                    NEW.id, version.id, version.changed_by, version.changed_at))));
-        ELSE
-            PERFORM chain_append(
-                NEW.conversation_id, 'edit', NEW.id, version.id, NULL, version.changed_at,
-                sha256(chain_record(VARIADIC chain_edit_record(
-                    NEW.id, version.id, version.changed_by, NEW.content, NEW.metadata,
-                    version.changed_at))));
-        END IF;
-    END IF;
-    IF OLD.offer_status IS DISTINCT FROM NEW.offer_status THEN
-        PERFORM chain_append(
-            NEW.conversation_id, 'offer', NEW.id, NULL, NEW.offer_status, now(),
-            sha256(chain_record(VARIADIC chain_offer_record(NEW.id, NEW.offer_status, now()))));
-    END IF;
-    RETURN NULL;
+    RAISE EXCEPTION 'message % was erased: it cannot be restored', OLD.id
+        USING ERRCODE = 'restrict_violation';
 END;
 $$;
 
-DROP TRIGGER messages_chain_changes ON messages;
-CREATE TRIGGER messages_chain_changes
-    AFTER UPDATE OF content, metadata, unsent_at, offer_status, erased_at ON messages
-    FOR EACH ROW
-    WHEN ((OLD.content, OLD.metadata, OLD.unsent_at, OLD.offer_status, OLD.erased_at)
-          IS DISTINCT FROM (NEW.content, NEW.metadata, NEW.unsent_at, NEW.offer_status,
-                            NEW.erased_at))
-    EXECUTE FUNCTION messages_chain_changes();
+CREATE TRIGGER messages_erasure_is_final
+    BEFORE UPDATE OF erased_at ON messages
+    FOR EACH ROW WHEN (OLD.erased_at IS NOT NULL AND NEW.erased_at IS NULL)
+    EXECUTE FUNCTION messages_erasure_is_final();
