@@ -9,7 +9,7 @@ change.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -187,17 +187,24 @@ def _offer(o: Any) -> dict[str, Any]:
     }
 
 
+async def message_pieces(conn: Connection, query: str, key: int) -> AsyncIterator[bytes]:
+    """Each message ``query`` gives for ``key`` (its columns, and ``versions`` as JSON text),
+    encoded and comma-separated, read through a cursor (run inside a transaction)."""
+    comma = b""
+    async for row in conn.cursor(query, key, prefetch=chain.PREFETCH):
+        message = {k: v for k, v in row.items() if k != "versions"}
+        message["versions"] = msgspec.Raw(row["versions"].encode())
+        yield comma + _encode(message)
+        comma = b","
+
+
 async def _pieces(
     conn: Connection, transaction: Any, conversation_id: int, head: bytes
 ) -> AsyncGenerator[bytes, None]:
     try:
         yield head
-        comma = b""
-        async for row in conn.cursor(_MESSAGES, conversation_id, prefetch=chain.PREFETCH):
-            message = {k: v for k, v in row.items() if k != "versions"}
-            message["versions"] = msgspec.Raw(row["versions"].encode())
-            yield comma + _encode(message)
-            comma = b","
+        async for message in message_pieces(conn, _MESSAGES, conversation_id):
+            yield message
         yield b'],"chain":{"links":['
         comma, previous = b"", ""
         async for link in chain.links(conn, conversation_id):

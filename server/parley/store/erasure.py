@@ -18,6 +18,7 @@ import msgspec
 
 from parley.errors import Held, NotFound
 from parley.store._sql import MESSAGE_COLUMNS, connection
+from parley.store.disputes import message_pieces
 from parley.validation import check_id
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 ERASED_NAME: Final = "Deleted user"
 FORMAT: Final = "parley.user-export/1"
-PREFETCH: Final = 500
 
 _LOCK_USER: Final = "SELECT erased_at FROM users WHERE id = $1 FOR UPDATE"
 _HELD: Final = """
@@ -141,12 +141,8 @@ async def _pieces(
 ) -> AsyncGenerator[bytes, None]:
     try:
         yield head
-        comma = b""
-        async for row in conn.cursor(_MESSAGES, user_id, prefetch=PREFETCH):
-            message = {k: v for k, v in row.items() if k != "versions"}
-            message["versions"] = msgspec.Raw(row["versions"].encode())
-            yield comma + _encode(message)
-            comma = b","
+        async for message in message_pieces(conn, _MESSAGES, user_id):
+            yield message
         yield b"]}"
     finally:
         await transaction.rollback()

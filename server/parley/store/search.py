@@ -86,14 +86,13 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def highlights(content: str, words: list[str]) -> list[tuple[int, int]]:
-    """[start, end) of each word of ``content`` that a query word matches."""
-    wanted = [fold(word) for word in words]
-    whole, prefix = set(wanted[:-1]), wanted[-1]
+def highlights(content: str, folded: list[str]) -> list[tuple[int, int]]:
+    """[start, end) of each word of ``content`` that a query word (``fold``ed) matches."""
+    whole, prefix = set(folded[:-1]), folded[-1]
     found = []
     for match in _WORD.finditer(content):
-        folded = fold(match.group())
-        if folded in whole or folded.startswith(prefix):
+        word = fold(match.group())
+        if word in whole or word.startswith(prefix):
             found.append((match.start(), match.end()))
     return found
 
@@ -126,8 +125,9 @@ async def search(
             MAX_ID if before is None else before,
             limit,
         )
+    folded = [fold(word) for word in words]  # once, not once per result
     results = [
-        Found(row["conversation_id"], Message(**row), highlights(row["content"], words))
+        Found(row["conversation_id"], Message(**row), highlights(row["content"], folded))
         for row in rows
     ]
     return SearchPage(results, results[-1].message.id if len(results) == limit else None)
