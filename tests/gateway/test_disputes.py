@@ -187,6 +187,25 @@ async def test_a_forged_link_or_an_unchained_message_is_found(
     assert "no link" in answer["broken"]["reason"]
 
 
+async def test_a_chain_cut_short_at_its_end_is_found(backend: Backend, world: World) -> None:
+    """The last message and its link deleted together leave a chain that walks: the head the
+    conversation row keeps says it is short."""
+    gateway, marketplace = backend
+    conversation = await world.open()
+    async with gateway.connect(701) as john:
+        for text in ("one", "two", "the one I regret"):
+            last = await john.send_message(conversation.id, text)
+    assert (await verdict(marketplace, conversation.id))["ok"] is True
+    async with world.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("DELETE FROM chain_links WHERE message_id = $1", last["id"])
+        await conn.execute("DELETE FROM messages WHERE id = $1", last["id"])
+    answer = await verdict(marketplace, conversation.id)
+    assert answer["ok"] is False
+    assert answer["links"] == 2
+    assert "head is link 3" in answer["broken"]["reason"]
+
+
 async def test_export_and_verify_of_no_such_conversation_are_404(backend: Backend) -> None:
     _, marketplace = backend
     for path in ("export", "verify"):

@@ -72,6 +72,8 @@ _OFFER_DRIFT: Final = """
      WHERE m.offer_status IS DISTINCT FROM last.offer_status
      ORDER BY last.n LIMIT 1
 """
+# The head the conversation row keeps (sql/018): the last link's number and hash.
+_HEAD: Final = "SELECT chain_n, chain_hash FROM conversations WHERE id = $1"
 PREFETCH: Final = 500
 
 
@@ -131,6 +133,10 @@ async def verify(conn: Connection, conversation_id: int) -> Verdict:
         if drift is not None:
             reason = "the offer's status is not the one its last link holds"
             return Verdict(False, count, None, Broken(drift["n"], "offer", drift["id"], reason))
+        head = await conn.fetchrow(_HEAD, conversation_id)
+        if head is not None and (head["chain_n"], bytes(head["chain_hash"])) != (count, previous):
+            reason = f"the conversation's head is link {head['chain_n']}, not this last link"
+            return Verdict(False, count, None, Broken(count or None, None, None, reason))
     return Verdict(True, count, previous.hex() if count else None)
 
 
