@@ -37,6 +37,20 @@ async def test_accents_case_and_the_last_word_as_a_prefix(gateway: Gateway, worl
         assert page["next"] is None
 
 
+async def test_a_long_text_is_found_by_its_words_and_a_word_too_long_is_left_out(
+    gateway: Gateway, world: World
+) -> None:
+    """A text of 1,900 bytes or more takes the vector's other path (sql/019): a word that its
+    party's prefix would push past a lexeme's 2,047 bytes is not indexed, the rest is."""
+    conversation = await world.open()
+    too_long = "z" * 2030
+    text = f"Serial number follows {too_long} and the receipt " + "ok " * 300
+    async with gateway.connect(701) as john:
+        await john.send_message(conversation.id, text)
+        assert await found(john, "serial receipt") == [text]
+        assert await found(john, "z" * 40) == []
+
+
 async def test_what_the_user_cannot_see_is_never_found(gateway: Gateway, world: World) -> None:
     conversation = await world.open()
     lamp, _ = await store.upsert_product(world.pool, 7011, world.eve.id, "Desk lamp")
