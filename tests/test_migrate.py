@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from parley import store
+from parley.store import chain
 from parley.store.migrate import MigrationError, discover, migrate, sql_dir
 from parley.store.pool import create_pool, drop_database, ensure_database
 
@@ -147,3 +148,47 @@ async def test_live_state_migration_carries_existing_data_over_exactly(
         assert await store.recount_counters(pool) == []
     finally:
         await pool.close()
+
+
+async def test_the_chain_migrations_chain_existing_messages_and_verify_walks(
+    empty_database: str, tmp_path: Path
+) -> None:
+    # Messages and an edit stored before the chain (015), then 015's backfill, 018's head and
+    # 020's move of message links onto their rows: the chain walks, and sends go on from it.
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in discover(sql_dir()):
+        if path.version < 15:
+            shutil.copy(sql_dir() / path.filename, before / path.filename)
+    await migrate(empty_database, before)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO users (id) VALUES (701), (702);
+            INSERT INTO products (id, seller_id, status) VALUES (7010, 702, 'active');
+            INSERT INTO conversations (product_id, buyer_id, seller_id) VALUES (7010, 701, 702);
+            INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,
+                                  content, client_msg_id)
+            SELECT 1, 701, 702, 'text', 'm' || g, 'c' || g FROM generate_series(1, 3) g;
+            INSERT INTO message_versions (message_id, change, content, metadata, changed_by)
+            SELECT id, 'edit', content, metadata, 701 FROM messages WHERE seq = 2;
+            UPDATE messages SET content = 'm2, edited', edited_at = now() WHERE seq = 2;
+            """
+        )
+        await migrate(empty_database)
+        links = await conn.fetch(
+            "SELECT chain_n FROM messages WHERE conversation_id = 1 ORDER BY seq"
+        )
+        assert [r["chain_n"] for r in links] == [1, 2, 3]
+        assert await conn.fetchval("SELECT array_agg(kind) FROM chain_links") == ["edit"]
+        assert await conn.fetchval("SELECT chain_n FROM conversations WHERE id = 1") == 4
+        assert (await chain.verify(conn, 1)).ok
+        await conn.execute(
+            "INSERT INTO messages (conversation_id, sender_id, recipient_id, message_type,"
+            " content, client_msg_id) VALUES (1, 702, 701, 'text', 'after', 'c4')"
+        )
+        verdict = await chain.verify(conn, 1)
+        assert (verdict.ok, verdict.links) == (True, 5)
+    finally:
+        await conn.close()

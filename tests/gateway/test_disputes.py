@@ -49,7 +49,8 @@ async def verdict(marketplace: httpx.AsyncClient, conversation_id: int) -> dict[
 
 
 async def a_disputed_deal(gateway: Gateway, world: World) -> tuple[int, dict[str, int]]:
-    """John and Mary: an edit, an unsend, a counter-offer accepted, a report, a block."""
+    """John and Mary: an edit, an unsend, an offer superseded, a counter-offer accepted, a
+    report, a block."""
     conversation = await world.open()
     ids: dict[str, int] = {}
     async with gateway.connect(701) as john, gateway.connect(702) as mary:
@@ -57,12 +58,15 @@ async def a_disputed_deal(gateway: Gateway, world: World) -> tuple[int, dict[str
         await john.ok("message.edit", message_id=first["id"], content="Is it still available?")
         oops = await john.send_message(conversation.id, "my number is 0151 2345 6789")
         await john.ok("message.unsend", message_id=oops["id"])
-        made = await john.send_message(
-            conversation.id,
-            "",
-            message_type="offer",
-            metadata={"amount_cents": 38000, "currency": "EUR"},
-        )
+        low, made = [
+            await john.send_message(
+                conversation.id,
+                "",
+                message_type="offer",
+                metadata={"amount_cents": cents, "currency": "EUR"},
+            )
+            for cents in (35000, 38000)  # the second supersedes the first
+        ]
         counter = (await mary.ok("offer.counter", message_id=made["id"], amount_cents=42000))[
             "messages"
         ][1]
@@ -73,6 +77,7 @@ async def a_disputed_deal(gateway: Gateway, world: World) -> tuple[int, dict[str
         ids |= {
             "first": first["id"],
             "oops": oops["id"],
+            "low": low["id"],
             "offer": made["id"],
             "counter": counter["id"],
             "rude": rude["id"],
@@ -107,6 +112,9 @@ async def test_the_export_holds_the_whole_dispute_and_its_chain_walks(
         ("unsend", "my number is 0151 2345 6789")
     ]
     offers = {o["message_id"]: o for o in export["offers"]}
+    assert [(t["status"], t["by"]) for t in offers[ids["low"]]["transitions"]] == [
+        ("superseded", 701)
+    ]
     assert [(t["status"], t["by"]) for t in offers[ids["offer"]]["transitions"]] == [
         ("countered", 702)
     ]
@@ -121,7 +129,7 @@ async def test_the_export_holds_the_whole_dispute_and_its_chain_walks(
     kinds = [link["kind"] for link in export["chain"]["links"]]
     assert kinds.count("message") == len(messages)
     assert (kinds.count("edit"), kinds.count("unsend")) == (1, 1)
-    assert kinds.count("offer") == 2  # countered, accepted
+    assert kinds.count("offer") == 3  # superseded, countered, accepted
     head = walk(export)
     assert await verdict(marketplace, conversation_id) == {
         "ok": True,
@@ -167,7 +175,8 @@ async def test_a_forged_link_or_an_unchained_message_is_found(
     async with world.pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute(
-            "UPDATE chain_links SET digest = sha256('forged') WHERE conversation_id = $1 AND n = 2",
+            "UPDATE messages SET chain_digest = sha256('forged')"
+            " WHERE conversation_id = $1 AND chain_n = 2",
             conversation.id,
         )
     answer = await verdict(marketplace, conversation.id)
@@ -188,7 +197,7 @@ async def test_a_forged_link_or_an_unchained_message_is_found(
 
 
 async def test_a_chain_cut_short_at_its_end_is_found(backend: Backend, world: World) -> None:
-    """The last message and its link deleted together leave a chain that walks: the head the
+    """The last message deleted, its link with it, leaves a chain that walks: the head the
     conversation row keeps says it is short."""
     gateway, marketplace = backend
     conversation = await world.open()
@@ -198,7 +207,6 @@ async def test_a_chain_cut_short_at_its_end_is_found(backend: Backend, world: Wo
     assert (await verdict(marketplace, conversation.id))["ok"] is True
     async with world.pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute("DELETE FROM chain_links WHERE message_id = $1", last["id"])
         await conn.execute("DELETE FROM messages WHERE id = $1", last["id"])
     answer = await verdict(marketplace, conversation.id)
     assert answer["ok"] is False

@@ -1,5 +1,7 @@
 """A conversation's chain of links (sql/015_chain.sql), read back: each link's record rebuilt
 from the tables, and the chain walked again to prove nothing was changed behind Parley's back.
+A message's own link is on its row (sql/020); edits, unsends and offer moves are in
+chain_links.
 
 The triggers write ``digest = sha256(record)`` and ``hash = sha256(previous || kind ||
 digest)``; RECORDS rebuilds every record with the same SQL functions, and ``walk`` redoes both
@@ -34,6 +36,12 @@ RECORDS: Final = """
                      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
     ), firsts AS (
         SELECT DISTINCT ON (message_id) message_id, first_content, first_metadata FROM v
+    ), links AS (
+        SELECT n, kind, message_id, version_id, offer_status, at, digest, hash
+          FROM chain_links WHERE conversation_id = $1
+        UNION ALL
+        SELECT chain_n, 'message', id, NULL, NULL, created_at, chain_digest, chain_hash
+          FROM messages WHERE conversation_id = $1 AND chain_n IS NOT NULL
     )
     SELECT l.n, l.kind, l.message_id, l.at, l.digest, l.hash,
            CASE WHEN m.erased_at IS NOT NULL AND l.kind IN ('message', 'edit') THEN NULL
@@ -47,21 +55,16 @@ RECORDS: Final = """
                     m.id, v.id, v.changed_by, v.changed_at)
                 ELSE chain_offer_record(l.message_id, l.offer_status, l.at)
            END AS record
-      FROM chain_links l
-      LEFT JOIN messages m ON m.id = l.message_id AND m.conversation_id = l.conversation_id
+      FROM links l
+      LEFT JOIN messages m ON m.id = l.message_id AND m.conversation_id = $1
       LEFT JOIN v ON v.id = l.version_id AND v.message_id = l.message_id
       LEFT JOIN firsts f ON f.message_id = l.message_id
-     WHERE l.conversation_id = $1
      ORDER BY l.n
 """
-# Messages the chain does not hold (inserted with the triggers off), and offers whose status is
-# not the one their last link says.
-# (Set operations, not a correlated look-up per message: the links' only index is by n.)
+# A message with no link (inserted with the triggers off), and offers whose status is not the
+# one their last link says (a set operation, not a look-up per offer: links are indexed by n).
 _UNCHAINED: Final = """
-    SELECT id FROM messages WHERE conversation_id = $1
-    EXCEPT
-    SELECT message_id FROM chain_links WHERE conversation_id = $1 AND kind = 'message'
-    ORDER BY 1 LIMIT 1
+    SELECT id FROM messages WHERE conversation_id = $1 AND chain_n IS NULL ORDER BY id LIMIT 1
 """
 _OFFER_DRIFT: Final = """
     SELECT m.id, last.n

@@ -39,7 +39,7 @@ CONVERSATION: Final = """
            (SELECT max(m.read_at) FROM messages m
              WHERE m.conversation_id = c.id AND m.recipient_id = c.seller_id
                AND m.seq <= c.seller_last_read_seq) AS seller_read_at,
-           (SELECT count(*) FROM chain_links l WHERE l.conversation_id = c.id) AS chain_length
+           c.chain_n AS chain_length
       FROM conversations c WHERE c.id = $1
 """
 _PRODUCT: Final = """
@@ -64,7 +64,8 @@ _REPORTS: Final = """
 """
 # Each offer, and each move of its status: who made the move is the notice's `by` where a
 # notice was posted (accept, decline), else the offer's sender (withdrawn), else the sender of
-# the offer that replaced it (countered, superseded: that offer is the next message link).
+# the offer that replaced it (countered, superseded: the conversation's next offer, as only
+# one offer is open at a time).
 _OFFERS: Final = """
     SELECT o.id, o.sender_id, o.created_at, o.metadata, o.offer_status,
            coalesce((SELECT json_agg(json_build_object(
@@ -77,11 +78,10 @@ _OFFERS: Final = """
                                 AND n.metadata ->> 'offer_status' = l.offer_status
                               LIMIT 1),
                             CASE WHEN l.offer_status = 'withdrawn' THEN o.sender_id END,
-                            (SELECT nm.sender_id FROM chain_links nl
-                               JOIN messages nm ON nm.id = nl.message_id
-                              WHERE nl.conversation_id = o.conversation_id AND nl.n > l.n
-                                AND nl.kind = 'message'
-                              ORDER BY nl.n LIMIT 1)))
+                            (SELECT nm.sender_id FROM messages nm
+                              WHERE nm.conversation_id = o.conversation_id
+                                AND nm.message_type = 'offer' AND nm.seq > o.seq
+                              ORDER BY nm.seq LIMIT 1)))
                       ORDER BY l.n)
                        FROM chain_links l
                       WHERE l.conversation_id = o.conversation_id AND l.message_id = o.id
