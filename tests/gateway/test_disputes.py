@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
 from parley import store
 from tests.clients import Gateway
@@ -194,6 +196,30 @@ async def test_a_forged_link_or_an_unchained_message_is_found(
     assert answer["ok"] is False
     assert answer["broken"]["n"] is None
     assert "no link" in answer["broken"]["reason"]
+
+
+async def test_links_cannot_be_rewritten_with_the_triggers_on(
+    backend: Backend, world: World
+) -> None:
+    gateway, _ = backend
+    conversation = await world.open()
+    async with gateway.connect(701) as john:
+        sent = await john.send_message(conversation.id, "one")
+        await john.ok("message.edit", message_id=sent["id"], content="two")
+    for statement in (
+        "UPDATE messages SET chain_hash = sha256('forged') WHERE id = $1",
+        "UPDATE messages SET chain_n = chain_n + 1 WHERE id = $1",
+        "UPDATE chain_links SET digest = sha256('forged') WHERE message_id = $1",
+        "DELETE FROM chain_links WHERE message_id = $1",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError):
+            await world.pool.execute(statement, sent["id"])
+    assert (
+        await world.pool.fetchval(
+            "SELECT count(*) FROM chain_links WHERE message_id = $1", sent["id"]
+        )
+        == 1
+    )
 
 
 async def test_a_chain_cut_short_at_its_end_is_found(backend: Backend, world: World) -> None:
