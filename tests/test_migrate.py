@@ -153,8 +153,8 @@ async def test_live_state_migration_carries_existing_data_over_exactly(
 async def test_the_chain_migrations_chain_existing_messages_and_verify_walks(
     empty_database: str, tmp_path: Path
 ) -> None:
-    # Messages and an edit stored before the chain (015), then 015's backfill, 018's head and
-    # 020's move of message links onto their rows: the chain walks, and sends go on from it.
+    # Messages and an edit stored before the chain (015), then 015's backfill and 018's head
+    # and move of message links onto their rows: the chain walks, and sends go on from it.
     before = tmp_path / "before"
     before.mkdir()
     for path in discover(sql_dir()):

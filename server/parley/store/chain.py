@@ -1,6 +1,6 @@
 """A conversation's chain of links (sql/015_chain.sql), read back: each link's record rebuilt
 from the tables, and the chain walked again to prove nothing was changed behind Parley's back.
-A message's own link is on its row (sql/020); edits, unsends and offer moves are in
+A message's own link is on its row (sql/018); edits, unsends and offer moves are in
 chain_links.
 
 The triggers write ``digest = sha256(record)`` and ``hash = sha256(previous || kind ||
