@@ -36,7 +36,7 @@ from bench.pieces import (
     pgbench,
     summary,
 )
-from bench.world import BUYER_BASE, PRODUCT_BASE, SELLER_BASE, Pair
+from bench.world import BUYER_BASE, PRODUCT_BASE, SELLER_BASE, Pair, settle
 from parley.store.pool import drop_database, ensure_database
 from tests.services import redis_server
 
@@ -133,7 +133,7 @@ async def seed(dsn: str, pairs: int) -> list[Pair]:
             CONVERSATIONS,
             BUYER_BASE,
         )
-        await conn.execute("VACUUM ANALYZE")
+        await settle(conn)
     finally:
         await conn.close()
     dealt: dict[int, list[int]] = {}

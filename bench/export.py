@@ -51,7 +51,7 @@ _EDIT_SOME = """
 
 async def export(admin_dsn: str, messages: int) -> dict[str, Any]:
     dsn = await fresh_database(admin_dsn, DATABASE)
-    pairs = await seed(dsn, pairs=2, conversations=2)
+    pairs = await seed(dsn, pairs=2, conversations=2, earlier=0)  # counted exactly below
     long_one, short_one = pairs[0].conversations[0], pairs[1].conversations[0]
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
