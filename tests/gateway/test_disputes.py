@@ -50,6 +50,14 @@ async def verdict(marketplace: httpx.AsyncClient, conversation_id: int) -> dict[
     return answer
 
 
+async def behind_parleys_back(world: World, statement: str, *args: Any) -> None:
+    """As a database administrator would: with session_replication_role = replica, no trigger
+    fires, so no link is appended and no rule refuses the change."""
+    async with world.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(statement, *args)
+
+
 async def a_disputed_deal(gateway: Gateway, world: World) -> tuple[int, dict[str, int]]:
     """John and Mary: an edit, an unsend, an offer superseded, a counter-offer accepted, a
     report, a block."""
@@ -147,13 +155,11 @@ async def test_a_change_behind_parleys_back_is_named_by_verify(
     gateway, marketplace = backend
     conversation_id, ids = await a_disputed_deal(gateway, world)
     before = await export_of(marketplace, conversation_id)
-    async with world.pool.acquire() as conn, conn.transaction():
-        # As a database administrator would: no trigger fires, so no link is appended.
-        await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute(
-            "UPDATE messages SET content = 'pay by bank transfer, all fine' WHERE id = $1",
-            ids["rude"],
-        )
+    await behind_parleys_back(
+        world,
+        "UPDATE messages SET content = 'pay by bank transfer, all fine' WHERE id = $1",
+        ids["rude"],
+    )
     answer = await verdict(marketplace, conversation_id)
     link = next(
         link
@@ -174,24 +180,22 @@ async def test_a_forged_link_or_an_unchained_message_is_found(
     async with gateway.connect(701) as john:
         for text in ("one", "two", "three"):
             await john.send_message(conversation.id, text)
-    async with world.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute(
-            "UPDATE messages SET chain_digest = sha256('forged')"
-            " WHERE conversation_id = $1 AND chain_n = 2",
-            conversation.id,
-        )
+    await behind_parleys_back(
+        world,
+        "UPDATE messages SET chain_digest = sha256('forged')"
+        " WHERE conversation_id = $1 AND chain_n = 2",
+        conversation.id,
+    )
     answer = await verdict(marketplace, conversation.id)
     assert (answer["ok"], answer["broken"]["n"]) == (False, 2)
     lamp, _ = await store.upsert_product(world.pool, 7011, world.mary.id, "Desk lamp")
     other, _ = await store.open_conversation(world.pool, world.eve.id, lamp.id)
-    async with world.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute(
-            "INSERT INTO messages (conversation_id, seq, sender_id, recipient_id, message_type,"
-            " content, client_msg_id) VALUES ($1, 1, 703, 702, 'text', 'slipped in', 'x1')",
-            other.id,
-        )
+    await behind_parleys_back(
+        world,
+        "INSERT INTO messages (conversation_id, seq, sender_id, recipient_id, message_type,"
+        " content, client_msg_id) VALUES ($1, 1, 703, 702, 'text', 'slipped in', 'x1')",
+        other.id,
+    )
     answer = await verdict(marketplace, other.id)
     assert answer["ok"] is False
     assert answer["broken"]["n"] is None
@@ -231,9 +235,7 @@ async def test_a_chain_cut_short_at_its_end_is_found(backend: Backend, world: Wo
         for text in ("one", "two", "the one I regret"):
             last = await john.send_message(conversation.id, text)
     assert (await verdict(marketplace, conversation.id))["ok"] is True
-    async with world.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")
-        await conn.execute("DELETE FROM messages WHERE id = $1", last["id"])
+    await behind_parleys_back(world, "DELETE FROM messages WHERE id = $1", last["id"])
     answer = await verdict(marketplace, conversation.id)
     assert answer["ok"] is False
     assert answer["links"] == 2
