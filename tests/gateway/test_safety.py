@@ -39,8 +39,10 @@ async def test_a_flagged_message_is_delivered_with_its_kinds_and_reported_once(
         assert got["message"]["safety"] == ["phone"]
         clean = await john.send_message(conversation.id, "Would you take 420?")
         assert clean["safety"] == []
-        # One more flagged message passes the threshold (1): Parley reports John, once.
+        # One more flagged message passes the threshold (1): Parley reports John, once. The
+        # report counts what was flagged when it is written, so it is awaited before the next.
         await john.send_message(conversation.id, "or write to john at gmail dot com")
+        await strict_gateway.chat.moderation.idle()
         await john.send_message(conversation.id, "Western Union is fine too")
         await strict_gateway.chat.moderation.idle()
     rows = await world.pool.fetch(
