@@ -4,7 +4,9 @@
 import { ParleyClient } from "/parley.js";
 import {
   closeConversation,
+  loadNewer,
   loadOlder,
+  openConversation,
   markRead,
   place,
   renderHead,
@@ -137,8 +139,17 @@ function onMessage(message) {
   } else if (state.tab === "inbox") {
     refreshInbox();
   }
-  if (state.open?.id !== message.conversation_id) return;
+  const open = state.open;
+  if (open?.id !== message.conversation_id) return;
+  open.last_seq = Math.max(open.last_seq ?? 0, message.seq);
+  if (!state.atNewest) {
+    // A search result's page, short of the end: the message would land after a gap. It loads
+    // in its place on scrolling down, and one's own message brings the newest page back.
+    if (message.sender_id === state.me) openConversation(open);
+    return;
+  }
   const atEnd = isAtEnd();
+  state.newestSeq = Math.max(state.newestSeq, message.seq);
   place(message);
   if (atEnd || message.sender_id === state.me) scrollToEnd();
   if (message.sender_id !== state.me) markRead();
@@ -224,6 +235,7 @@ byId("text").addEventListener("input", () => {
 });
 byId("messages").addEventListener("scroll", () => {
   if (byId("messages").scrollTop < 60) loadOlder();
+  else if (isAtEnd()) loadNewer();
 });
 byId("archive").addEventListener("click", async () => {
   const conversation = state.open;

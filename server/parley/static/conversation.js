@@ -1,4 +1,5 @@
-// One conversation: bubbles in seq order, "Seen", older history on scrolling up.
+// One conversation: bubbles in seq order, "Seen", older history on scrolling up (and newer on
+// scrolling down, when it was opened at a search result).
 
 import { el, byId, formatMoney, formatTime, show } from "/static/dom.js";
 import { renderInbox } from "/static/inbox.js";
@@ -10,7 +11,8 @@ import { state } from "/static/state.js";
 const PAGE = 30; // messages per history page
 
 /** Open a conversation at its newest messages, or, with `aroundSeq`, at that message (a
- * search result), marked; scrolling up loads older ones either way.
+ * search result), marked; scrolling up loads older ones either way, and scrolling down the
+ * newer ones a result's page stops short of.
  * @param {any} conversation @param {number} [aroundSeq] */
 export async function openConversation(conversation, aroundSeq) {
   const client = state.client;
@@ -34,12 +36,16 @@ export async function openConversation(conversation, aroundSeq) {
   const messages = await client.history(conversation.id, page);
   if (state.open?.id !== conversation.id) return;
   state.oldestSeq = messages.length ? messages[0].seq : 0;
+  state.newestSeq = messages.length ? messages[messages.length - 1].seq : 0;
+  state.atNewest = !aroundSeq || state.newestSeq >= (conversation.last_seq ?? 0);
   for (const message of messages) place(message);
   list.setAttribute("aria-busy", "false");
   const found = aroundSeq ? list.querySelector(`[data-seq="${aroundSeq}"]`) : null;
   if (found) {
     found.classList.add("found");
     found.scrollIntoView({ block: "center" });
+    // A page too short to scroll could never reach its newer messages by scrolling.
+    if (list.scrollHeight - list.scrollTop - list.clientHeight < 40) loadNewer();
   } else {
     scrollToEnd();
   }
@@ -266,6 +272,28 @@ export async function loadOlder() {
     list.scrollTop = list.scrollHeight - fromBottom;
   } finally {
     state.loadingOlder = false;
+  }
+}
+
+/** The page after the newest shown (seqs are dense, so the PAGE below `newestSeq + PAGE + 1`
+ * are the next ones), until the conversation's newest is shown. */
+export async function loadNewer() {
+  const client = state.client;
+  const conversation = state.open;
+  if (!client || !conversation || state.loadingNewer || state.atNewest) return;
+  state.loadingNewer = true;
+  try {
+    const newer = await client.history(conversation.id, {
+      beforeSeq: state.newestSeq + PAGE + 1,
+      limit: PAGE,
+    });
+    if (state.open?.id !== conversation.id) return;
+    for (const message of newer) place(message);
+    if (newer.length) state.newestSeq = newer[newer.length - 1].seq;
+    state.atNewest = newer.length < PAGE || state.newestSeq >= (conversation.last_seq ?? 0);
+    markRead();
+  } finally {
+    state.loadingNewer = false;
   }
 }
 

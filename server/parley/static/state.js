@@ -9,6 +9,11 @@ export const state = {
   /** @type {Map<number, any>} */ messages: new Map(), // its messages by seq
   oldestSeq: 0,
   loadingOlder: false,
+  // The newest seq shown, and whether nothing newer exists: false while a search result's
+  // page is open short of the end, where newer messages load on scrolling down.
+  newestSeq: 0,
+  atNewest: true,
+  loadingNewer: false,
   /** @type {Map<number, Set<number>>} */ typists: new Map(), // conversation -> who types
   demo: /** @type {any} */ (null),
   /** @type {number | null} */ editing: null, // the message the composer is editing
