@@ -3,8 +3,12 @@ result opens its conversation at that message, marked, with what is around it.""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+
 import asyncpg
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, WebSocketRoute, expect
 
 from parley import store
 from tests.browser.conftest import ConsoleWatch
@@ -100,3 +104,71 @@ async def test_a_result_far_back_reads_on_to_the_newest_with_no_gap(
     shown = await john.evaluate(SEQS)
     assert shown == list(range(shown[0], 76))
     assert console.problems == []
+
+
+async def test_a_message_that_comes_while_the_next_page_is_read_is_not_lost(
+    browser: Browser, demo_gateway: Gateway, pool: asyncpg.Pool
+) -> None:
+    """The page reads on after a result; Mary's message is stored after the server read that
+    page, and reaches the page before the page does. It is fetched next, in its place."""
+    conversation_id = await pool.fetchval(
+        "SELECT id FROM conversations WHERE product_id = 7010 AND buyer_id = 701"
+    )
+    for n in range(30):  # seqs 4-33: past the result's page, within one more page
+        await store.send_message(
+            pool,
+            conversation_id=conversation_id,
+            sender_id=702,
+            client_msg_id=f"later-{n}",
+            content=f"later {n}",
+        )
+    held: list[str | bytes] = []
+    holding = asyncio.Event()
+    routes: list[WebSocketRoute] = []
+    reading_on: set[str] = set()
+
+    def route(ws: WebSocketRoute) -> None:
+        routes.append(ws)
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "message.history" and frame.get("before_seq"):
+                reading_on.add(frame["id"])
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("id") in reading_on and not holding.is_set():
+                held.append(message)
+                holding.set()
+                return
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    console = ConsoleWatch()
+    context = await browser.new_context(viewport={"width": 1100, "height": 720})
+    john = console.watch(await context.new_page(), "John")
+    await john.route_web_socket(re.compile(r".*/ws$"), route)
+    await john.goto(demo_gateway.server.http_url + "/")
+    await john.get_by_role("button", name="Log in as John").click()
+    await john.get_by_label("Search messages").fill("AVAIL")
+    await john.locator("#search-results li").get_by_role("button").click()
+    await expect(john.locator("#messages .message.found")).to_have_count(1, timeout=WAIT_MS)
+    assert max(await john.evaluate(SEQS)) < 33
+
+    await john.locator("#messages").evaluate("(list) => { list.scrollTop = list.scrollHeight; }")
+    await asyncio.wait_for(holding.wait(), WAIT_MS / 1000)  # the page read, its answer held
+    async with demo_gateway.connect(702) as mary:
+        await mary.send_message(conversation_id, "live from Mary")
+    row = john.locator("#inbox li", has_text="iPhone 13")
+    await expect(row).to_contain_text("live from Mary", timeout=WAIT_MS)
+    # Now the answer read before Mary's message: a page that ends at 33, short of the newest.
+    routes[0].send(held[0])
+    live = john.locator("#messages .message", has_text="live from Mary")
+    await expect(live).to_have_count(1, timeout=WAIT_MS)
+    assert await john.evaluate(SEQS) == list(range(1, 35))
+    assert console.problems == []
+    await context.close()

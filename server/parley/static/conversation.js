@@ -19,6 +19,9 @@ export async function openConversation(conversation, aroundSeq) {
   if (!client) return;
   state.open = conversation;
   state.messages.clear();
+  // Until the page is here, a live message is placed only when the page will end at the newest.
+  state.atNewest = !aroundSeq;
+  state.newestSeq = 0;
   const list = byId("messages");
   list.replaceChildren();
   say(byId("composer-notice"), "");
@@ -36,7 +39,8 @@ export async function openConversation(conversation, aroundSeq) {
   const messages = await client.history(conversation.id, page);
   if (state.open?.id !== conversation.id) return;
   state.oldestSeq = messages.length ? messages[0].seq : 0;
-  state.newestSeq = messages.length ? messages[messages.length - 1].seq : 0;
+  const last = messages.length ? messages[messages.length - 1].seq : 0;
+  state.newestSeq = Math.max(state.newestSeq, last);
   state.atNewest = !aroundSeq || state.newestSeq >= (conversation.last_seq ?? 0);
   for (const message of messages) place(message);
   list.setAttribute("aria-busy", "false");
@@ -275,26 +279,35 @@ export async function loadOlder() {
   }
 }
 
-/** The page after the newest shown (seqs are dense, so the PAGE below `newestSeq + PAGE + 1`
- * are the next ones), until the conversation's newest is shown. */
+/** The messages after the newest shown, a page at a time, until the conversation's newest
+ * is shown. Seqs are gapless, so the page below `newestSeq + PAGE + 1` holds the next PAGE;
+ * near the end it reaches back over some already shown, which are left as they are. */
 export async function loadNewer() {
   const client = state.client;
   const conversation = state.open;
   if (!client || !conversation || state.loadingNewer || state.atNewest) return;
   state.loadingNewer = true;
+  let again = false;
   try {
-    const newer = await client.history(conversation.id, {
-      beforeSeq: state.newestSeq + PAGE + 1,
-      limit: PAGE,
-    });
+    const before = state.newestSeq;
+    const asked = before + PAGE;
+    const newer = await client.history(conversation.id, { beforeSeq: asked + 1, limit: PAGE });
     if (state.open?.id !== conversation.id) return;
     for (const message of newer) place(message);
-    if (newer.length) state.newestSeq = newer[newer.length - 1].seq;
-    state.atNewest = newer.length < PAGE || state.newestSeq >= (conversation.last_seq ?? 0);
+    const last = newer.length ? newer[newer.length - 1].seq : 0;
+    state.newestSeq = Math.max(before, last);
+    // Short of what was asked: the server had nothing newer when it read. A live message
+    // that came after that (last_seq follows them; they are not placed meanwhile) is
+    // fetched straight away, not left for a scroll that may never come.
+    const ended = state.newestSeq < asked;
+    const grew = state.newestSeq > before;
+    state.atNewest = state.newestSeq >= (conversation.last_seq ?? 0) || (ended && !grew);
+    again = ended && !state.atNewest;
     markRead();
   } finally {
     state.loadingNewer = false;
   }
+  if (again) await loadNewer();
 }
 
 export function markRead() {
