@@ -86,3 +86,6 @@ BEGIN
     RETURN NEW;
 END;
 $$;
+
+-- 018's digest function, which only its seq function called.
+DROP FUNCTION chain_message_digest(bigint, bigint, bigint, bigint, text, text, jsonb, timestamptz);
