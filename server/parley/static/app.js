@@ -4,6 +4,7 @@
 import { ParleyClient } from "/parley.js";
 import {
   closeConversation,
+  isAtEnd,
   loadNewer,
   loadOlder,
   openConversation,
@@ -153,11 +154,6 @@ function onMessage(message) {
   place(message);
   if (atEnd || message.sender_id === state.me) scrollToEnd();
   if (message.sender_id !== state.me) markRead();
-}
-
-function isAtEnd() {
-  const list = byId("messages");
-  return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
 }
 
 /** An edit or unsend: the bubble changes, and the inbox row's preview may too.

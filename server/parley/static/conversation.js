@@ -49,7 +49,7 @@ export async function openConversation(conversation, aroundSeq) {
     found.classList.add("found");
     found.scrollIntoView({ block: "center" });
     // A page too short to scroll could never reach its newer messages by scrolling.
-    if (list.scrollHeight - list.scrollTop - list.clientHeight < 40) loadNewer();
+    if (isAtEnd()) loadNewer();
   } else {
     scrollToEnd();
   }
@@ -254,6 +254,12 @@ export function renderSeen() {
   const label = last.seq <= conversation.peer_last_read_seq ? "Seen" : "Delivered";
   const item = byId("messages").querySelector(`[data-seq="${last.seq}"]`);
   item?.append(el("span", { class: "seen" }, [label]));
+}
+
+/** Whether the list is scrolled to (within a few pixels of) its last message. */
+export function isAtEnd() {
+  const list = byId("messages");
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
 }
 
 export function scrollToEnd() {
