@@ -5,8 +5,13 @@ chain would fail verify."""
 
 from __future__ import annotations
 
-from parley.store import chain
-from tests.world import World, client_msg_id
+import asyncpg
+import pytest
+
+from parley import store
+from parley.models import SentMessage
+from parley.store import SendRequest, chain
+from tests.world import World, client_msg_id, conversation_row
 
 REBUILT = """
     SELECT m.id, m.chain_digest,
@@ -58,3 +63,70 @@ async def test_every_kind_of_field_gives_the_digest_verify_rebuilds(world: World
     assert len(rows) == 6
     for row in rows:
         assert row["chain_digest"] == row["rebuilt"], row["id"]
+
+
+async def test_a_batch_links_its_messages_as_one_send_at_a_time_would(world: World) -> None:
+    """send_many works out ids, seqs and links for its whole batch before it inserts
+    (sql/021): several messages to one conversation, in arrival order, after one sent alone."""
+    conversation = await world.open()
+    other_product, _ = await store.upsert_product(world.pool, 7030, world.eve.id, "Eve's lamp")
+    with_eve, _ = await store.open_conversation(world.pool, world.john.id, other_product.id)
+    await world.send(conversation.id, world.john, "alone first")
+    results, _ = await store.send_many(
+        world.pool,
+        [
+            SendRequest(conversation.id, world.mary.id, client_msg_id(), "ünïcödé 🙂"),
+            SendRequest(with_eve.id, world.john.id, client_msg_id(), "to Eve"),
+            SendRequest(
+                conversation.id,
+                world.john.id,
+                client_msg_id(),
+                "",
+                message_type="image",
+                metadata={"url": "https://example.com/p.jpg"},
+            ),
+            SendRequest(conversation.id, world.mary.id, client_msg_id(), "third of the batch"),
+        ],
+    )
+    sent = [result.message for result in results if isinstance(result, SentMessage)]
+    assert [(m.conversation_id, m.seq) for m in sent] == [
+        (conversation.id, 2),
+        (with_eve.id, 1),
+        (conversation.id, 3),
+        (conversation.id, 4),
+    ]
+    await world.send(conversation.id, world.mary, "alone after")
+    async with world.pool.acquire() as conn:
+        for conversation_id, links in ((conversation.id, 5), (with_eve.id, 1)):
+            verdict = await chain.verify(conn, conversation_id)
+            assert verdict.ok, verdict.broken
+            assert verdict.links == links
+    for row in await world.pool.fetch(REBUILT, conversation.id):
+        assert row["chain_digest"] == row["rebuilt"], row["id"]
+
+
+async def test_a_row_brought_with_a_seq_must_be_the_next_with_its_link(world: World) -> None:
+    """Only a row without a seq goes through the seq trigger; one inserted with its seq must
+    be its conversation's next message and next link, or the statement trigger refuses it."""
+    conversation = await world.open()
+    await world.send(conversation.id, world.john, "one")
+    insert = (
+        "INSERT INTO messages (conversation_id, seq, sender_id, recipient_id, message_type,"
+        " content, client_msg_id, chain_n, chain_digest, chain_hash)"
+        " VALUES ($1, $2, $3, $4, 'text', 'out of turn', $5, $6, sha256('x'), sha256('y'))"
+    )
+    for seq, chain_n in ((3, 2), (1, 2), (2, 5)):  # a gap, a seq taken, a link out of turn
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await world.pool.execute(
+                insert,
+                conversation.id,
+                seq,
+                world.john.id,
+                world.mary.id,
+                client_msg_id(),
+                chain_n,
+            )
+        refusal = refused.value.constraint_name
+        assert refusal in ("messages_seq_is_next", "messages_conversation_seq")
+    row = await conversation_row(world.pool, conversation.id)
+    assert (row["last_seq"], row["chain_n"], row["seller_unread_count"]) == (1, 1, 1)

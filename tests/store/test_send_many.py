@@ -10,7 +10,7 @@ import asyncpg
 from parley import store
 from parley.errors import ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
 from parley.models import Badge, SentMessage
-from parley.store import SendRequest
+from parley.store import SendRequest, chain
 from tests.world import World, conversation_row
 
 
@@ -139,5 +139,12 @@ async def test_concurrent_batches_single_sends_and_reads_stay_exact(
         assert await store.recount_counters(world.pool) == []
         total = await world.pool.fetchval("SELECT count(*) FROM messages")
         assert total == 4 * 20 * 4
+        links = 0
+        async with world.pool.acquire() as conn:
+            for conversation in conversations:
+                verdict = await chain.verify(conn, conversation.id)
+                assert verdict.ok, verdict.broken
+                links += verdict.links
+        assert links == total
     finally:
         await pool.close()
