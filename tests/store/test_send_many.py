@@ -8,7 +8,7 @@ import random
 import asyncpg
 
 from parley import store
-from parley.errors import ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
+from parley.errors import Blocked, ClientMsgIdConflict, EmptyContent, Forbidden, NotFound
 from parley.models import Badge, SentMessage
 from parley.store import SendRequest, chain
 from tests.world import World, conversation_row
@@ -148,3 +148,54 @@ async def test_concurrent_batches_single_sends_and_reads_stay_exact(
         assert links == total
     finally:
         await pool.close()
+
+
+WAIT_UNTIL_SOMEONE_WAITS_FOR_ME = """
+    DO $$
+    BEGIN
+        WHILE NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                           WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))) LOOP
+            PERFORM pg_stat_clear_snapshot(), pg_sleep(0.005);
+        END LOOP;
+    END
+    $$
+"""
+
+
+async def test_a_batch_that_waited_for_a_block_leaves_that_conversation_out(
+    world: World, database_url: str
+) -> None:
+    """send_many reads the block flags on the rows it has locked (sql/021): a batch that
+    waited for a block's transaction stores nothing across it, and the rest of the batch."""
+    conversation = await world.open()
+    other_product, _ = await store.upsert_product(world.pool, 7023, world.eve.id, "Chair")
+    with_eve, _ = await store.open_conversation(world.pool, world.john.id, other_product.id)
+    blocker = await asyncpg.connect(database_url)
+    try:
+        blocking = blocker.transaction()
+        await blocking.start()
+        # What store.block does to the conversation row, held open until the batch waits.
+        await blocker.execute(
+            "UPDATE conversations SET blocked_by_seller = true WHERE id = $1", conversation.id
+        )
+        batch = asyncio.create_task(
+            store.send_many(
+                world.pool,
+                [
+                    SendRequest(conversation.id, world.john.id, "across", "hello Mary"),
+                    SendRequest(with_eve.id, world.john.id, "aside", "hello Eve"),
+                ],
+            )
+        )
+        # The block commits once the batch waits for its lock (Postgres has no event for it).
+        await blocker.execute(WAIT_UNTIL_SOMEONE_WAITS_FOR_ME, timeout=10)
+        await blocking.commit()
+        async with asyncio.timeout(10):
+            (across, aside), _ = await batch
+    finally:
+        await blocker.close()
+    assert isinstance(across, Blocked)
+    assert isinstance(aside, SentMessage)
+    assert aside.message.seq == 1
+    assert (await conversation_row(world.pool, conversation.id))["last_seq"] == 0
+    assert await store.recount_counters(world.pool) == []
