@@ -6,6 +6,7 @@ chain would fail verify."""
 from __future__ import annotations
 
 import asyncpg
+import asyncpg.pool
 import pytest
 
 from parley import store
@@ -106,27 +107,34 @@ async def test_a_batch_links_its_messages_as_one_send_at_a_time_would(world: Wor
 
 
 async def test_a_row_brought_with_a_seq_must_be_the_next_with_its_link(world: World) -> None:
-    """Only a row without a seq goes through the seq trigger; one inserted with its seq must
-    be its conversation's next message and next link, or the statement trigger refuses it."""
+    """Only send_many's own insert, under parley.seqs_brought, skips the seq trigger with the
+    seqs and links it brings (sql/021). Anyone else's seq is replaced by the trigger's; and a
+    row brought under the setting must be its conversation's next message and next link, or
+    the statement trigger refuses it."""
     conversation = await world.open()
     await world.send(conversation.id, world.john, "one")
     insert = (
         "INSERT INTO messages (conversation_id, seq, sender_id, recipient_id, message_type,"
         " content, client_msg_id, chain_n, chain_digest, chain_hash)"
         " VALUES ($1, $2, $3, $4, 'text', 'out of turn', $5, $6, sha256('x'), sha256('y'))"
+        " RETURNING seq, chain_n"
     )
-    for seq, chain_n in ((3, 2), (1, 2), (2, 5)):  # a gap, a seq taken, a link out of turn
-        with pytest.raises(asyncpg.PostgresError) as refused:
-            await world.pool.execute(
-                insert,
-                conversation.id,
-                seq,
-                world.john.id,
-                world.mary.id,
-                client_msg_id(),
-                chain_n,
-            )
-        refusal = refused.value.constraint_name
-        assert refusal in ("messages_seq_is_next", "messages_conversation_seq")
+    parties = (world.john.id, world.mary.id)
+    stored = await world.pool.fetchrow(insert, conversation.id, 7, *parties, client_msg_id(), 9)
+    assert stored is not None
+    assert (stored["seq"], stored["chain_n"]) == (2, 2), "the trigger's, not the row's"
+
+    async def bring(conn: asyncpg.pool.PoolConnectionProxy, seq: int, chain_n: int) -> None:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL parley.seqs_brought = 'on'")
+            await conn.execute(insert, conversation.id, seq, *parties, client_msg_id(), chain_n)
+
+    async with world.pool.acquire() as conn:
+        assert (await chain.verify(conn, conversation.id)).ok
+        for seq, chain_n in ((4, 3), (2, 3), (3, 5)):  # a gap, a seq taken, a link out of turn
+            with pytest.raises(asyncpg.PostgresError) as refused:
+                await bring(conn, seq, chain_n)
+            refusal = refused.value.constraint_name
+            assert refusal in ("messages_seq_is_next", "messages_conversation_seq")
     row = await conversation_row(world.pool, conversation.id)
-    assert (row["last_seq"], row["chain_n"], row["seller_unread_count"]) == (1, 1, 1)
+    assert (row["last_seq"], row["chain_n"], row["seller_unread_count"]) == (2, 2, 2)
