@@ -49,7 +49,11 @@ BEGIN
                                   AND i.seq > c.buyer_cleared_seq) AS to_buyer,
                count(*) FILTER (WHERE NOT i.is_read AND i.recipient_id = c.seller_id
                                   AND i.seq > c.seller_cleared_seq) AS to_seller,
-               bool_and(i.sender_id IS NULL) AS notices_only
+               bool_and(i.sender_id IS NULL) AS notices_only,
+               (array_agg(i.content ORDER BY i.seq DESC))[1] AS newest_content,
+               (array_agg(i.message_type ORDER BY i.seq DESC))[1] AS newest_type,
+               (array_agg(i.sender_id ORDER BY i.seq DESC))[1] AS newest_sender,
+               (array_agg(i.chain_hash ORDER BY i.seq DESC))[1] AS newest_hash
           FROM inserted i
           JOIN conversations c ON c.id = i.conversation_id
          GROUP BY c.id
@@ -57,9 +61,9 @@ BEGIN
     ), moved AS (
         UPDATE conversations c
            SET last_seq               = d.last_seq,
-               last_message_text      = left(newest.content, 200),
-               last_message_type      = newest.message_type,
-               last_message_sender_id = newest.sender_id,
+               last_message_text      = left(d.newest_content, 200),
+               last_message_type      = d.newest_type,
+               last_message_sender_id = d.newest_sender,
                last_message_at        = GREATEST(d.last_at, c.last_message_at),
                buyer_unread_count     = c.buyer_unread_count + d.to_buyer,
                seller_unread_count    = c.seller_unread_count + d.to_seller,
@@ -68,14 +72,13 @@ BEGIN
                archived_by_buyer      = c.archived_by_buyer  AND d.notices_only,
                archived_by_seller     = c.archived_by_seller AND d.notices_only,
                chain_n                = d.last_n,
-               chain_hash             = newest.chain_hash,
+               chain_hash             = d.newest_hash,
                updated_at             = now()
           FROM brought d
-          JOIN inserted newest ON newest.conversation_id = d.id AND newest.seq = d.last_seq
          WHERE c.id = d.id
            AND d.first_seq = c.last_seq + 1 AND d.last_seq = c.last_seq + d.n
            AND d.first_n = c.chain_n + 1 AND d.last_n = c.chain_n + d.n
-           AND newest.chain_hash IS NOT NULL
+           AND d.newest_hash IS NOT NULL
         RETURNING c.id
     )
     SELECT (SELECT count(*) FROM brought), (SELECT count(*) FROM moved) INTO groups, advanced;
